@@ -1,0 +1,401 @@
+"""Typed run configuration: dataclasses, named presets, ``--set a.b=c`` overrides, YAML in and out.
+
+Resolution order: dataclass defaults -> preset -> YAML file -> ``--set`` overrides -> validation.
+Unknown keys and invalid values raise :class:`ConfigError` before anything is trained, naming
+the key and the closest valid one.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .registry import did_you_mean
+
+
+class ConfigError(ValueError):
+    """A configuration mistake; the message names the key and what would be valid."""
+
+
+@dataclass
+class DataConfig:
+    name: str = "fashion-mnist"  # a dataset name (see `ganforge datasets`) or folder:PATH
+    root: str = ""  # where datasets live; "" = $GANFORGE_DATA or ~/.cache/ganforge/data
+    image_size: int = 0  # resize images to this size; 0 = the dataset's own size
+    channels: int = 0  # 1 (grayscale) or 3 (RGB); 0 = the dataset's own
+    limit: int = 0  # use only the first N training samples; 0 = all
+    download: bool = True  # allow torchvision to download when the files are missing
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "dcgan"  # network family (see `ganforge nets`)
+    z_dim: int = 100  # latent size
+    latent: str = "normal"  # latent distribution: normal | uniform (on [-1, 1])
+    init: str = "normal"  # weight initialisation (see `ganforge inits`); "default" keeps PyTorch's
+    init_gain: float = 0.02  # std for normal, bound for uniform, gain for xavier/orthogonal
+    g: dict = field(default_factory=dict)  # extra generator arguments (checked against its signature)
+    d: dict = field(default_factory=dict)  # extra discriminator arguments
+
+
+@dataclass
+class LossConfig:
+    name: str = "ns"  # adversarial loss (see `ganforge losses`)
+    penalties: dict = field(default_factory=dict)  # regularizer name -> weight, e.g. {gp: 10}
+    penalty_every: int = 1  # apply penalties every N D-steps, weight scaled by N (lazy regularisation)
+    clip: float = 0.0  # clip D weights to [-clip, clip] after each D step (WGAN); 0 = off
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adam"  # adam | rmsprop | sgd
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: list = field(default_factory=lambda: [0.5, 0.999])  # Adam's (beta1, beta2)
+    momentum: float = 0.0  # SGD / RMSprop momentum
+    weight_decay: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 2000  # generator steps
+    batch_size: int = 64
+    n_critic: int = 1  # D steps per G step (k in Goodfellow et al. 2014)
+    ema: float = 0.0  # decay of an exponential moving average of G's weights; 0 = off
+    ema_start: int = 0  # first step of the EMA (before it, G_ema copies G)
+    max_minutes: float = 0.0  # stop after this wall-clock budget; 0 = no limit
+    log_every: int = 50
+    sample_every: int = 500  # 0 = only at the end
+    ckpt_every: int = 1000  # 0 = only at the end
+    keep_ckpts: int = 3  # keep the last K checkpoints
+    grid_size: int = 64  # images in each sample grid
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 0  # torch CPU threads; 0 = PyTorch's default
+    deterministic: bool = False  # use deterministic algorithms (bit-identical reruns on the CPU)
+    progress: bool = True  # show a progress bar
+
+
+@dataclass
+class Config:
+    preset: str = ""  # the preset this config started from
+    seed: int = 0
+    out: str = "runs"  # parent folder of run folders
+    name: str = ""  # run folder prefix; "" = the preset name
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    # -- conversion -------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        cfg = cls()
+        _merge(cfg, d, "")
+        return cfg
+
+    @property
+    def data_root(self) -> Path:
+        root = self.data.root or os.environ.get("GANFORGE_DATA") or "~/.cache/ganforge/data"
+        return Path(root).expanduser()
+
+
+# -- presets -------------------------------------------------------------------------------
+
+_WGAN_NETS = {"d": {"norm": "none"}}
+
+PRESETS: dict[str, tuple[str, dict]] = {
+    "vanilla": (
+        "Goodfellow et al. 2014: MLP G and D (Linear+BN+ReLU/LeakyReLU), non-saturating loss",
+        {"model": {"arch": "mlp", "init": "xavier", "init_gain": 1.0},
+         "loss": {"name": "ns"}, "optim": {"lr_g": 2e-4, "lr_d": 2e-4}},
+    ),
+    "vanilla-minimax": (
+        "Goodfellow et al. 2014 with the saturating minimax loss, exactly V(D, G)",
+        {"model": {"arch": "mlp", "init": "xavier", "init_gain": 1.0},
+         "loss": {"name": "minimax"}},
+    ),
+    "dcgan": (
+        "Radford et al. 2015: strided (transposed) convs, BN, ReLU/LeakyReLU, N(0, 0.02) init",
+        {"model": {"arch": "dcgan", "init": "normal", "init_gain": 0.02},
+         "loss": {"name": "ns"}, "optim": {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4,
+                                            "betas": [0.5, 0.999]}},
+    ),
+    "wgan": (
+        "Arjovsky et al. 2017: critic without sigmoid, weight clipping 0.01, RMSprop 5e-5, n_critic 5",
+        {"model": {"arch": "dcgan", "d": _WGAN_NETS["d"]},
+         "loss": {"name": "wasserstein", "clip": 0.01},
+         "optim": {"name": "rmsprop", "lr_g": 5e-5, "lr_d": 5e-5},
+         "train": {"n_critic": 5}},
+    ),
+    "wgan-gp": (
+        "Gulrajani et al. 2017: gradient penalty (lambda 10) at per-sample interpolates, Adam(0, 0.9)",
+        {"model": {"arch": "dcgan", "d": _WGAN_NETS["d"]},
+         "loss": {"name": "wasserstein", "penalties": {"gp": 10.0}},
+         "optim": {"name": "adam", "lr_g": 1e-4, "lr_d": 1e-4, "betas": [0.0, 0.9]},
+         "train": {"n_critic": 5}},
+    ),
+    "wgan-lp": (
+        "Petzka et al. 2018: one-sided Lipschitz penalty E[max(0, |grad D| - 1)^2], lambda 10",
+        {"model": {"arch": "dcgan", "d": _WGAN_NETS["d"]},
+         "loss": {"name": "wasserstein", "penalties": {"lp": 10.0}},
+         "optim": {"name": "adam", "lr_g": 1e-4, "lr_d": 1e-4, "betas": [0.0, 0.9]},
+         "train": {"n_critic": 5}},
+    ),
+    "lsgan": (
+        "Mao et al. 2017: least-squares loss (a=0, b=1, c=1) on DCGAN nets",
+        {"model": {"arch": "dcgan"}, "loss": {"name": "ls"},
+         "optim": {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]}},
+    ),
+    "hinge": (
+        "Hinge loss (Lim & Ye 2017; Miyato et al. 2018) on DCGAN nets, Adam(0.5, 0.999)",
+        {"model": {"arch": "dcgan"}, "loss": {"name": "hinge"},
+         "optim": {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]}},
+    ),
+}
+
+DEFAULT_PRESET = "dcgan"
+
+
+def preset_config(name: str) -> Config:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset '{name}'{did_you_mean(name, PRESETS)}; "
+                          f"choose from: {', '.join(PRESETS)}")
+    cfg = Config.from_dict(copy.deepcopy(PRESETS[name][1]))
+    cfg.preset = name
+    return cfg
+
+
+# -- merging and overrides -----------------------------------------------------------------
+
+def _is_dataclass_instance(x) -> bool:
+    return dataclasses.is_dataclass(x) and not isinstance(x, type)
+
+
+def _coerce(value: Any, typ: Any, key: str) -> Any:
+    """Convert ``value`` to the field type ``typ`` or raise a ConfigError naming ``key``."""
+    origin = typing.get_origin(typ) or typ
+    if origin is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    if origin is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if origin is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+    if origin is str:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return "" if value is None else str(value)
+    if origin is dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return copy.deepcopy(value)
+    if origin is list:
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return copy.deepcopy(value)
+    return value
+
+
+def _field_types(obj) -> dict[str, Any]:
+    hints = typing.get_type_hints(type(obj))
+    return {f.name: hints[f.name] for f in dataclasses.fields(obj)}
+
+
+def _merge(obj, d: dict, prefix: str) -> None:
+    if not isinstance(d, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {d!r}")
+    types = _field_types(obj)
+    for key, value in d.items():
+        full = f"{prefix}{key}"
+        if key not in types:
+            raise ConfigError(f"unknown config key '{full}'{did_you_mean(key, types)}; "
+                              f"valid keys here: {', '.join(types)}")
+        current = getattr(obj, key)
+        if _is_dataclass_instance(current):
+            _merge(current, value, full + ".")
+        else:
+            setattr(obj, key, _coerce(value, types[key], full))
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse ``a.b=c`` into (["a", "b"], value) with YAML scalars/lists (``1e-4``, ``[0, 0.9]``)."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' must look like key.sub=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not p for p in key.split(".")):
+        raise ConfigError(f"override '{text}' has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_override(cfg: Config, text: str) -> None:
+    path, value = parse_override(text)
+    obj: Any = cfg
+    for i, part in enumerate(path):
+        full = ".".join(path[: i + 1])
+        last = i == len(path) - 1
+        if isinstance(obj, dict):  # free-form mapping fields (model.g, loss.penalties, ...)
+            if last:
+                obj[part] = value
+            else:
+                obj = obj.setdefault(part, {})
+                if not isinstance(obj, dict):
+                    raise ConfigError(f"{full} is not a mapping")
+            continue
+        types = _field_types(obj)
+        if part not in types:
+            raise ConfigError(f"unknown config key '{full}'{did_you_mean(part, types)}; "
+                              f"valid keys here: {', '.join(types)}")
+        if last:
+            current = getattr(obj, part)
+            if _is_dataclass_instance(current):
+                _merge(current, value, full + ".")
+            else:
+                setattr(obj, part, _coerce(value, types[part], full))
+        else:
+            obj = getattr(obj, part)
+            if not (_is_dataclass_instance(obj) or isinstance(obj, dict)):
+                raise ConfigError(f"{full} is a value, not a section")
+
+
+def load_yaml(path: str | Path) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        d = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p} is not valid YAML: {e}") from None
+    if d is None:
+        return {}
+    if not isinstance(d, dict):
+        raise ConfigError(f"{p}: a config file must hold a mapping")
+    return d
+
+
+def resolve(preset: str | None = None, file: str | Path | None = None,
+            overrides: list[str] | tuple = ()) -> Config:
+    """Build a validated config from a preset, an optional YAML file and ``a.b=c`` overrides."""
+    file_d = load_yaml(file) if file else {}
+    preset = preset or file_d.get("preset") or DEFAULT_PRESET
+    cfg = preset_config(preset)
+    if file_d:
+        _merge(cfg, file_d, "")
+        cfg.preset = preset
+    for o in overrides:
+        apply_override(cfg, o)
+    validate(cfg)
+    return cfg
+
+
+# -- validation ----------------------------------------------------------------------------
+
+def _choice(key: str, value: str, choices) -> None:
+    choices = list(choices)
+    if value not in choices:
+        raise ConfigError(f"{key}: unknown value '{value}'{did_you_mean(value, choices)}; "
+                          f"choose from: {', '.join(choices)}")
+
+
+def _positive(key: str, value, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{key}: must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+def validate(cfg: Config) -> Config:
+    """Check every value against its registry or range; raise ConfigError on the first problem."""
+    from . import losses, nets, optim, regularizers  # noqa: F401  (populate registries)
+    from .data import DATASETS
+    from .nets import INITS, LATENTS, NETS
+
+    name = cfg.data.name
+    if not name.startswith("folder:"):
+        _choice("data.name", name, list(DATASETS.keys()) + ["folder:PATH"])
+    elif not name[len("folder:"):]:
+        raise ConfigError("data.name: folder: needs a path, e.g. folder:/data/faces")
+    _positive("data.image_size", cfg.data.image_size, allow_zero=True)
+    if cfg.data.channels not in (0, 1, 3):
+        raise ConfigError(f"data.channels: must be 0 (dataset's own), 1 or 3, got {cfg.data.channels}")
+    _positive("data.limit", cfg.data.limit, allow_zero=True)
+
+    _choice("model.arch", cfg.model.arch, NETS.keys())
+    _choice("model.latent", cfg.model.latent, LATENTS)
+    _choice("model.init", cfg.model.init, INITS.keys())
+    _positive("model.z_dim", cfg.model.z_dim)
+    _positive("model.init_gain", cfg.model.init_gain)
+
+    _choice("loss.name", cfg.loss.name, losses.LOSSES.keys())
+    for pname, weight in cfg.loss.penalties.items():
+        _choice("loss.penalties", pname, regularizers.REGULARIZERS.keys())
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+            raise ConfigError(f"loss.penalties.{pname}: weight must be a number >= 0, got {weight!r}")
+    _positive("loss.penalty_every", cfg.loss.penalty_every)
+    _positive("loss.clip", cfg.loss.clip, allow_zero=True)
+
+    _choice("optim.name", cfg.optim.name, optim.OPTIMIZERS.keys())
+    _positive("optim.lr_g", cfg.optim.lr_g)
+    _positive("optim.lr_d", cfg.optim.lr_d)
+    if len(cfg.optim.betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1
+                                             for b in cfg.optim.betas):
+        raise ConfigError(f"optim.betas: expected two numbers in [0, 1), got {cfg.optim.betas!r}")
+
+    t = cfg.train
+    _positive("train.steps", t.steps)
+    _positive("train.batch_size", t.batch_size)
+    _positive("train.n_critic", t.n_critic)
+    if not 0.0 <= t.ema < 1.0:
+        raise ConfigError(f"train.ema: decay must be in [0, 1), got {t.ema}")
+    for k in ("log_every", "sample_every", "ckpt_every", "keep_ckpts", "ema_start", "threads"):
+        _positive(f"train.{k}", getattr(t, k), allow_zero=True)
+    _positive("train.log_every", t.log_every)
+    _positive("train.keep_ckpts", t.keep_ckpts)
+    _positive("train.grid_size", t.grid_size)
+    _positive("train.max_minutes", t.max_minutes, allow_zero=True)
+    if not (t.device in ("auto", "cpu", "cuda") or t.device.startswith("cuda:")):
+        raise ConfigError(f"train.device: expected auto, cpu, cuda or cuda:N, got '{t.device}'")
+
+    # generator / discriminator extra arguments must match the constructors
+    fam = NETS.get(cfg.model.arch)
+    fam.check_kwargs(cfg.model.g, cfg.model.d)
+    return cfg
