@@ -69,7 +69,6 @@ class TrainConfig:
     batch_size: int = 64
     n_critic: int = 1  # D steps per G step (k in Goodfellow et al. 2014)
     ema: float = 0.0  # decay of an exponential moving average of G's weights; 0 = off
-    ema_start: int = 0  # first step of the EMA (before it, G_ema copies G)
     max_minutes: float = 0.0  # stop after this wall-clock budget; 0 = no limit
     log_every: int = 50
     sample_every: int = 500  # 0 = only at the end
@@ -386,7 +385,7 @@ def validate(cfg: Config) -> Config:
     _positive("train.n_critic", t.n_critic)
     if not 0.0 <= t.ema < 1.0:
         raise ConfigError(f"train.ema: decay must be in [0, 1), got {t.ema}")
-    for k in ("log_every", "sample_every", "ckpt_every", "keep_ckpts", "ema_start", "threads"):
+    for k in ("sample_every", "ckpt_every", "threads"):
         _positive(f"train.{k}", getattr(t, k), allow_zero=True)
     _positive("train.log_every", t.log_every)
     _positive("train.keep_ckpts", t.keep_ckpts)

@@ -1,0 +1,161 @@
+"""The ``ganforge`` command line: thin parsing over the library.
+
+User mistakes (bad config keys or values, missing data, a folder that is not a run) end with a
+one-line ``error: ...`` and exit status 2, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _user_errors():
+    from .checkpoint import CheckpointError
+    from .config import ConfigError
+    from .data import DataError
+    from .registry import UnknownNameError
+    from .rundir import RunDirError
+    from .train import TrainingDiverged
+    return (ConfigError, DataError, UnknownNameError, RunDirError, CheckpointError, TrainingDiverged)
+
+
+def cmd_presets(args) -> int:
+    from .config import DEFAULT_PRESET, PRESETS
+    width = max(map(len, PRESETS))
+    for name, (desc, _) in PRESETS.items():
+        mark = " (default)" if name == DEFAULT_PRESET else ""
+        print(f"{name:<{width}}  {desc}{mark}")
+    return 0
+
+
+def cmd_list(args) -> int:
+    from . import losses, nets, optim, regularizers  # noqa: F401
+    from .data import DATASETS
+    regs = {"losses": losses.LOSSES, "penalties": regularizers.REGULARIZERS, "nets": nets.NETS,
+            "inits": nets.INITS, "optimizers": optim.OPTIMIZERS, "datasets": DATASETS}
+    for title, reg in regs.items():
+        if args.what in (None, title):
+            print(f"{title}:")
+            for k in reg.keys():
+                print(f"  {k:<14} {reg.help(k)}")
+    if args.what in (None, "datasets"):
+        print(f"  {'folder:PATH':<14} any folder of images (recursive)")
+    return 0
+
+
+def _resolve(args):
+    from .config import resolve
+    return resolve(args.preset, args.config, args.set or [])
+
+
+def cmd_train(args) -> int:
+    from .train import resume, train
+    if args.resume:
+        if args.preset or args.config:
+            print("error: --resume continues a run with its own config; use --set to change steps",
+                  file=sys.stderr)
+            return 2
+        resume(args.resume, args.set or [])
+        return 0
+    cfg = _resolve(args)
+    if args.dry_run:
+        print(cfg.to_yaml(), end="")
+        return 0
+    train(cfg)
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from .api import load
+    from .viz import save_grid, save_samples
+    g = load(args.run_dir, args.checkpoint, ema=False if args.no_ema else None)
+    x = g.sample(args.n, seed=args.seed)
+    out = Path(args.out) if args.out else Path(args.run_dir) / f"sample-step{g.step}-seed{args.seed}.png"
+    if args.separate:
+        out.mkdir(parents=True, exist_ok=True)
+        if x.dim() != 4:
+            print("error: --separate needs an image model", file=sys.stderr)
+            return 2
+        from torchvision.utils import save_image
+        for i, img in enumerate(x):
+            save_image(img.add(1).div(2).clamp(0, 1), str(out / f"{i:05d}.png"))
+        print(f"wrote {len(x)} images to {out}/ (step {g.step}{', EMA' if g.ema else ''})")
+        return 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if x.dim() == 4:
+        save_grid(x, out, nrow=args.nrow)
+    else:
+        save_samples(x, out)
+    print(f"wrote {out} ({len(x)} samples, step {g.step}{', EMA' if g.ema else ''}, seed {args.seed})")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from . import bench
+    return bench.main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    p = argparse.ArgumentParser(prog="ganforge", description="Train, sample and evaluate GANs.")
+    p.add_argument("--version", action="version", version=f"ganforge {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("presets", help="list the named presets")
+    s.set_defaults(func=cmd_presets)
+
+    s = sub.add_parser("list", help="list registered losses, penalties, nets, inits, optimizers, datasets")
+    s.add_argument("what", nargs="?", choices=["losses", "penalties", "nets", "inits", "optimizers", "datasets"])
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("train", help="train a GAN (a preset, a YAML file, and --set overrides)")
+    s.add_argument("preset", nargs="?", help="preset name (see `ganforge presets`); default dcgan")
+    s.add_argument("--config", "-c", help="YAML config file")
+    s.add_argument("--set", "-s", action="append", metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.lr_d=1e-4 (repeatable)")
+    s.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    s.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest good checkpoint")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("sample", help="generate samples from a trained run")
+    s.add_argument("run_dir")
+    s.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", "-o", help="output PNG (or folder with --separate)")
+    s.add_argument("--checkpoint", help="step number or checkpoint folder (default: newest)")
+    s.add_argument("--nrow", type=int, default=None, help="images per grid row")
+    s.add_argument("--separate", action="store_true", help="write one PNG per sample into --out")
+    s.add_argument("--no-ema", action="store_true", help="use G's raw weights even if EMA was kept")
+    s.set_defaults(func=cmd_sample)
+
+    s = sub.add_parser("bench", help="benchmarks: toy (mode coverage), speed (throughput)")
+    s.add_argument("which", choices=["toy", "speed"])
+    s.add_argument("--presets", default=None, help="comma-separated presets")
+    s.add_argument("--datasets", default=None, help="comma-separated toy datasets (toy)")
+    s.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    s.add_argument("--steps", type=int, default=None, help="override the benchmark's step count")
+    s.add_argument("--out", default="runs/bench", help="where benchmark runs go")
+    s.add_argument("--json", default=None, help="also write the results as JSON here")
+    s.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 0
+    if getattr(args, "n", 1) is not None and getattr(args, "n", 1) < 1:
+        print("error: --n must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        return args.func(args)
+    except _user_errors() as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

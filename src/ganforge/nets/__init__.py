@@ -1,0 +1,155 @@
+"""Network families, weight initialisations and latent distributions.
+
+A family pairs a generator and a discriminator class. Their constructor arguments are the
+config schema: ``model.g`` / ``model.d`` hold extra keyword arguments, checked against the
+constructor signatures before training starts, and the full argument set is saved with the
+weights so a run can be rebuilt without guessing.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+
+from ..registry import Registry, did_you_mean
+from .dcgan import DCGANDiscriminator, DCGANGenerator
+from .mlp import MLPDiscriminator, MLPGenerator
+
+
+@dataclass(frozen=True)
+class NetFamily:
+    generator: type  # called as generator(z_dim=..., out_shape=..., **model.g)
+    discriminator: type  # called as discriminator(in_shape=..., **model.d)
+    kinds: tuple = ("image", "vector")  # data kinds it accepts
+
+    def check_kwargs(self, g: dict, d: dict) -> None:
+        from ..config import ConfigError
+        for key, cls, kw, reserved in (("model.g", self.generator, g, ("z_dim", "out_shape")),
+                                       ("model.d", self.discriminator, d, ("in_shape",))):
+            params = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+            for name in kw:
+                if name in reserved:
+                    raise ConfigError(f"{key}.{name} is set by the data and model.z_dim, not by hand")
+                if name not in params:
+                    raise ConfigError(f"unknown argument '{key}.{name}'{did_you_mean(name, params)} for "
+                                      f"{cls.__name__}; valid: {', '.join(p for p in params if p not in reserved)}")
+
+
+NETS = Registry("network family", check=lambda o: isinstance(o, NetFamily))
+NETS.register("mlp", help="MLP G and D (Goodfellow et al. 2014), vectors or flattened images")(
+    NetFamily(MLPGenerator, MLPDiscriminator))
+NETS.register("dcgan", help="DCGAN conv nets (Radford et al. 2015) for 28/32/64 px images")(
+    NetFamily(DCGANGenerator, DCGANDiscriminator, kinds=("image",)))
+
+
+def build_nets(model_cfg, data_shape: tuple, num_classes: int = 0, kind: str = "image"):
+    """Build (G, D) for data of per-sample shape ``data_shape``, and their constructor args."""
+    from ..config import ConfigError
+    fam = NETS.get(model_cfg.arch)
+    if kind not in fam.kinds:
+        raise ConfigError(f"model.arch '{model_cfg.arch}' needs {' or '.join(fam.kinds)} data, "
+                          f"but the dataset gives {kind}s; try model.arch=mlp")
+    g_args = {"z_dim": model_cfg.z_dim, "out_shape": list(data_shape), **model_cfg.g}
+    d_args = {"in_shape": list(data_shape), **model_cfg.d}
+    try:
+        G = fam.generator(**{**g_args, "out_shape": tuple(data_shape)})
+        D = fam.discriminator(**{**d_args, "in_shape": tuple(data_shape)})
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"cannot build {model_cfg.arch} nets for data of shape {tuple(data_shape)}: {e}") from None
+    init_weights_(G, model_cfg.init, model_cfg.init_gain)
+    init_weights_(D, model_cfg.init, model_cfg.init_gain)
+    return G, D, g_args, d_args
+
+
+def rebuild(model_cfg, args: dict, which: str) -> nn.Module:
+    """Rebuild G (``which="g"``) or D from saved constructor args (weights loaded separately)."""
+    fam = NETS.get(model_cfg.arch)
+    cls = fam.generator if which == "g" else fam.discriminator
+    args = dict(args)
+    for k in ("out_shape", "in_shape"):
+        if k in args:
+            args[k] = tuple(args[k])
+    return cls(**args)
+
+
+# -- initialisation --------------------------------------------------------------------------
+
+INITS = Registry("initialisation", check=callable)
+
+
+def _weights(module: nn.Module):
+    """(layer, weight tensor) for conv / linear layers, looking through parametrizations."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
+            if parametrize.is_parametrized(m, "weight"):
+                yield m, m.parametrizations.weight.original
+            else:
+                yield m, m.weight
+
+
+def _norm_layers(module: nn.Module):
+    for m in module.modules():
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm2d)) \
+                and getattr(m, "weight", None) is not None:
+            yield m
+
+
+def _init(weight_fn, norm_std: float = 0.0):
+    @torch.no_grad()
+    def apply(module: nn.Module, gain: float) -> None:
+        for m, w in _weights(module):
+            weight_fn(w, gain)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+        for m in _norm_layers(module):
+            if norm_std > 0:
+                nn.init.normal_(m.weight, 1.0, norm_std)
+            else:
+                nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    return apply
+
+
+INITS.register("normal", help="N(0, gain^2) weights (DCGAN: gain 0.02), BN scale N(1, 0.02)")(
+    _init(lambda w, g: nn.init.normal_(w, 0.0, g), norm_std=0.02))
+INITS.register("uniform", help="U(-gain, gain) weights")(_init(lambda w, g: nn.init.uniform_(w, -g, g)))
+INITS.register("xavier", help="Glorot/Xavier uniform with the given gain")(
+    _init(lambda w, g: nn.init.xavier_uniform_(w, gain=g)))
+INITS.register("kaiming", help="He/Kaiming normal (fan_in, LeakyReLU 0.2)")(
+    _init(lambda w, g: nn.init.kaiming_normal_(w, a=0.2, nonlinearity="leaky_relu")))
+INITS.register("he", help="alias of kaiming")(
+    _init(lambda w, g: nn.init.kaiming_normal_(w, a=0.2, nonlinearity="leaky_relu")))
+INITS.register("orthogonal", help="orthogonal weights with the given gain")(
+    _init(lambda w, g: nn.init.orthogonal_(w, gain=g)))
+INITS.register("default", help="PyTorch's own layer defaults")(lambda module, gain: None)
+
+
+def init_weights_(module: nn.Module, name: str, gain: float) -> None:
+    INITS.get(name)(module, gain)
+
+
+# -- latent distributions --------------------------------------------------------------------
+
+LATENTS = ("normal", "uniform")
+
+
+def sample_latent(kind: str, n: int, z_dim: int, *, generator: torch.Generator | None = None,
+                  device: torch.device | str = "cpu") -> Tensor:
+    """z of shape (n, z_dim): standard normal, or uniform on [-1, 1]."""
+    if kind == "normal":
+        return torch.randn(n, z_dim, generator=generator, device=device)
+    if kind == "uniform":
+        return torch.rand(n, z_dim, generator=generator, device=device).mul_(2).sub_(1)
+    raise ValueError(f"unknown latent '{kind}'{did_you_mean(kind, LATENTS)}")
+
+
+def count_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+__all__ = ["NETS", "INITS", "LATENTS", "NetFamily", "build_nets", "rebuild", "init_weights_",
+           "sample_latent", "count_params"]
