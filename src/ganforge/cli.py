@@ -17,8 +17,11 @@ def _user_errors():
     from .data import DataError
     from .registry import UnknownNameError
     from .rundir import RunDirError
+    from .evaluate import EvalError
+    from .features import WeightsError
     from .train import TrainingDiverged
-    return (ConfigError, DataError, UnknownNameError, RunDirError, CheckpointError, TrainingDiverged)
+    return (ConfigError, DataError, UnknownNameError, RunDirError, CheckpointError, TrainingDiverged,
+            EvalError, WeightsError)
 
 
 def cmd_presets(args) -> int:
@@ -92,6 +95,32 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_data(args) -> int:
+    from .config import resolve
+    from .data import build_dataset
+    cfg = resolve(overrides=[f"data.name={args.name}"] + [f"data.root={args.root}"] * bool(args.root))
+    src = build_dataset(cfg)
+    print(f"{args.name}: {src.description} (root {cfg.data_root})")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    import json
+
+    from .evaluate import evaluate_run, format_table
+    out = evaluate_run(args.run_dir, checkpoint=args.checkpoint, ema=False if args.no_ema else None,
+                       metrics=args.metrics, features=args.features, n=args.n, ref=args.ref,
+                       seed=args.seed, device=args.device)
+    p = out["provenance"]
+    print(f"{p['run']} step {p['step']}{' (EMA)' if p['ema'] else ''}: {p['n']} samples vs {p['reference']} "
+          f"({p['reference_n']} images), features {p['extractor']} sha256 {p['extractor_sha256'][:12]}, seed {p['seed']}")
+    print(format_table(out["results"]))
+    dest = Path(args.out) if args.out else Path(args.run_dir) / f"eval-step{p['step']}.json"
+    dest.write_text(json.dumps(out, indent=1))
+    print(f"wrote {dest}")
+    return 0
+
+
 def cmd_bench(args) -> int:
     from . import bench
     return bench.main(args)
@@ -130,12 +159,31 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-ema", action="store_true", help="use G's raw weights even if EMA was kept")
     s.set_defaults(func=cmd_sample)
 
-    s = sub.add_parser("bench", help="benchmarks: toy (mode coverage), speed (throughput)")
-    s.add_argument("which", choices=["toy", "speed"])
+    s = sub.add_parser("eval", help="evaluate a run: FID, KID, precision/recall, density/coverage, IS")
+    s.add_argument("run_dir")
+    s.add_argument("--metrics", default="fid,kid,pr,dc,is", help="comma-separated: fid,kid,pr,dc,is")
+    s.add_argument("--features", default="fmnist", help="feature extractor (default fmnist)")
+    s.add_argument("--n", type=int, default=10000, help="generated samples (default 10000)")
+    s.add_argument("--ref", default=None, help="reference dataset:split (default: the run's dataset, test split)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--checkpoint", help="step number or checkpoint folder (default: newest)")
+    s.add_argument("--no-ema", action="store_true")
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--out", help="JSON output (default RUN_DIR/eval-stepN.json)")
+    s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("data", help="prepare a dataset (offline where possible) and describe it")
+    s.add_argument("name", help="dataset name or folder:PATH")
+    s.add_argument("--root", help="data root (default $GANFORGE_DATA or ~/.cache/ganforge/data)")
+    s.set_defaults(func=cmd_data)
+
+    s = sub.add_parser("bench", help="benchmarks: toy (mode coverage), speed, quality (FID at CPU budgets), floor")
+    s.add_argument("which", choices=["toy", "speed", "quality", "floor"])
     s.add_argument("--presets", default=None, help="comma-separated presets")
     s.add_argument("--datasets", default=None, help="comma-separated toy datasets (toy)")
     s.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     s.add_argument("--steps", type=int, default=None, help="override the benchmark's step count")
+    s.add_argument("--budgets", default=None, help="CPU-minute budgets for quality (default 2,5,10,20)")
     s.add_argument("--out", default="runs/bench", help="where benchmark runs go")
     s.add_argument("--json", default=None, help="also write the results as JSON here")
     s.set_defaults(func=cmd_bench)

@@ -82,6 +82,16 @@ class TrainConfig:
 
 
 @dataclass
+class EvalConfig:
+    every: int = 0  # evaluate during training every N steps; 0 = off
+    metrics: str = "fid"  # comma-separated: fid, kid, pr, dc, is
+    features: str = "fmnist"  # feature extractor (see `ganforge list features`)
+    n: int = 5000  # generated samples per evaluation
+    ref: str = ""  # reference "dataset:split"; "" = the training dataset's test split
+    best: str = "fid"  # keep checkpoints/best/ by this result key (lower is better); "" = off
+
+
+@dataclass
 class Config:
     preset: str = ""  # the preset this config started from
     seed: int = 0
@@ -92,6 +102,7 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     # -- conversion -------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -393,6 +404,21 @@ def validate(cfg: Config) -> Config:
     _positive("train.max_minutes", t.max_minutes, allow_zero=True)
     if not (t.device in ("auto", "cpu", "cuda") or t.device.startswith("cuda:")):
         raise ConfigError(f"train.device: expected auto, cpu, cuda or cuda:N, got '{t.device}'")
+
+    e = cfg.eval
+    _positive("eval.every", e.every, allow_zero=True)
+    if e.every:
+        from .evaluate import EvalError, parse_metrics
+        from .features import FEATURES
+        try:
+            parse_metrics(e.metrics)
+        except EvalError as err:
+            raise ConfigError(f"eval.metrics: {err}") from None
+        _choice("eval.features", e.features, FEATURES.keys())
+        if e.n < 2:
+            raise ConfigError(f"eval.n: must be >= 2, got {e.n}")
+        if not e.ref and cfg.data.name not in ("fashion-mnist", "mnist", "cifar10"):
+            raise ConfigError(f"eval.ref: set a reference (e.g. fashion-mnist:test) for data '{cfg.data.name}'")
 
     # generator / discriminator extra arguments must match the constructors
     fam = NETS.get(cfg.model.arch)

@@ -116,7 +116,7 @@ def _set_rng_state(state: RunState, rng: dict) -> None:
         torch.cuda.set_rng_state_all(rng["cuda"])
 
 
-def save(state: RunState, run_dir: Path) -> Path:
+def save(state: RunState, run_dir: Path, *, folder: str = CHECKPOINTS, keep: int | None = None) -> Path:
     """A complete checkpoint of the run (refused if any weight is NaN/Inf)."""
     nets = {"G": state.G.state_dict(), "D": state.D.state_dict()}
     if state.G_ema is not None:
@@ -132,8 +132,8 @@ def save(state: RunState, run_dir: Path) -> Path:
         extra["ema_n_averaged"] = state.G_ema.n_averaged.detach().cpu()
     meta = {"step": state.step, "arch": state.cfg.model.arch, "g_args": state.g_args,
             "d_args": state.d_args, "ganforge": __version__}
-    return save_checkpoint(Path(run_dir) / CHECKPOINTS, state.step, nets, extra,
-                           keep=state.cfg.train.keep_ckpts, metadata=meta)
+    return save_checkpoint(Path(run_dir) / folder, state.step, nets, extra,
+                           keep=state.cfg.train.keep_ckpts if keep is None else keep, metadata=meta)
 
 
 def restore(state: RunState, ckpt: Path) -> None:
@@ -272,6 +272,43 @@ def write_samples(state: RunState, run_dir: Path, z: torch.Tensor, name: str) ->
     return path
 
 
+class PeriodicEval:
+    """Evaluation during training (``eval.every``): logs metrics and keeps the best checkpoint."""
+
+    def __init__(self, state: RunState, run_dir: Path):
+        self.cfg = state.cfg.eval
+        self.run_dir = run_dir
+        self.best = math.inf
+        self.extractor = None
+
+    def __call__(self, state: RunState, log: MetricsLog) -> dict:
+        from .evaluate import evaluate_generator
+        from .features import get_feature_extractor
+        e = self.cfg
+        if self.extractor is None:
+            self.extractor = get_feature_extractor(e.features, device=state.device)
+        net = state.sampler_net
+        was_training = net.training
+        net.eval()
+
+        def sample(k, seed):
+            g = torch.Generator().manual_seed(seed)
+            z = sample_latent(state.cfg.model.latent, k, state.cfg.model.z_dim, generator=g)
+            with torch.no_grad():
+                return net(z.to(state.device))
+        try:
+            out = evaluate_generator(sample, metrics=e.metrics, n=e.n, ref=e.ref or f"{state.cfg.data.name}:test",
+                                     extractor=self.extractor, progress=False)
+        finally:
+            net.train(was_training)
+        res = out["results"]
+        log.write(state.step, {f"eval/{k}": v for k, v in res.items()})
+        if e.best and e.best in res and res[e.best] < self.best:
+            self.best = res[e.best]
+            save(state, self.run_dir, folder=f"{CHECKPOINTS}/best", keep=1)
+        return res
+
+
 def _fit(state: RunState, run_dir: Path, log: MetricsLog) -> dict:
     cfg = state.cfg
     t = cfg.train
@@ -289,6 +326,7 @@ def _fit(state: RunState, run_dir: Path, log: MetricsLog) -> dict:
         bar = tqdm(total=t.steps, initial=state.step, desc=run_dir.name, unit="step", dynamic_ncols=True,
                    mininterval=1.0)
     last_logged: dict = {}
+    periodic_eval = PeriodicEval(state, run_dir) if cfg.eval.every else None
     with _Stop() as stop:
         while state.step < t.steps:
             train_step(state, report)
@@ -314,6 +352,8 @@ def _fit(state: RunState, run_dir: Path, log: MetricsLog) -> dict:
                 write_samples(state, run_dir, z_fixed, f"step-{step:07d}")
             if t.ckpt_every and step % t.ckpt_every == 0:
                 save(state, run_dir)
+            if periodic_eval is not None and step % cfg.eval.every == 0:
+                periodic_eval(state, log)
             if stop.requested:
                 reason = "interrupted"
                 break

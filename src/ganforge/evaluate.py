@@ -1,0 +1,171 @@
+"""Evaluation: sampling, feature extraction and caching around the pure metric maths.
+
+``evaluate_generator`` samples ``n`` images from a generator, extracts features with a
+registered extractor, and compares them with cached reference features of a dataset split.
+Every result carries its provenance (extractor and its SHA-256, n, reference, seed, checkpoint
+step, package versions) so numbers can be reproduced and compared honestly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from . import __version__
+from .metrics import METRICS
+
+# names accepted by `ganforge eval --metrics` -> registered metric computing them
+METRIC_ALIASES = {"fid": "fid", "kid": "kid", "pr": "prdc", "dc": "prdc", "prdc": "prdc",
+                  "is": "inception_score", "inception_score": "inception_score"}
+PREPROCESSING = "v1: uint8 [0,255] -> [-1,1] float; extractor resizes/converts channels itself"
+
+
+class EvalError(ValueError):
+    """A bad evaluation request (unknown metric, too few samples, bad reference): one line."""
+
+
+def parse_metrics(spec: str | list[str]) -> list[str]:
+    names = spec.split(",") if isinstance(spec, str) else list(spec)
+    out: list[str] = []
+    for n in (s.strip() for s in names if s.strip()):
+        if n not in METRIC_ALIASES:
+            from .registry import did_you_mean
+            raise EvalError(f"unknown metric '{n}'{did_you_mean(n, METRIC_ALIASES)}; "
+                            f"choose from: fid, kid, pr, dc, is")
+        if METRIC_ALIASES[n] not in out:
+            out.append(METRIC_ALIASES[n])
+    if not out:
+        raise EvalError("no metrics requested")
+    return out
+
+
+def parse_ref(ref: str) -> tuple[str, str]:
+    name, _, split = ref.partition(":")
+    split = split or "test"
+    if split not in ("train", "test"):
+        raise EvalError(f"reference split must be train or test, got '{split}' in '{ref}'")
+    return name, split
+
+
+def cache_dir() -> Path:
+    import os
+    return Path(os.environ.get("GANFORGE_CACHE", "~/.cache/ganforge")).expanduser() / "refstats"
+
+
+def reference_features(ref: str, extractor, *, n: int = 0, image_size: int = 0, channels: int = 0,
+                       root: str | Path | None = None, cache: bool = True) -> tuple[Tensor, Tensor, dict]:
+    """(features, probs, provenance) of a dataset split, cached on disk by everything that
+    determines them (dataset, split, n, size, channels, extractor name and SHA-256, preprocessing)."""
+    from safetensors.torch import load_file, save_file
+
+    from .data.images import load_split
+    name, split = parse_ref(ref)
+    prov = {"dataset": name, "split": split, "n": int(n), "image_size": image_size, "channels": channels,
+            "extractor": extractor.name, "extractor_sha256": extractor.sha256, "preprocessing": PREPROCESSING}
+    key = hashlib.sha256(json.dumps(prov, sort_keys=True).encode()).hexdigest()[:16]
+    path = cache_dir() / f"{name}-{split}-{extractor.name}-{key}.safetensors"
+    if cache and path.is_file():
+        try:
+            t = load_file(str(path))
+            return t["features"], t["probs"], {**prov, "cache": str(path)}
+        except Exception:  # a damaged cache is recomputed, never trusted
+            path.unlink(missing_ok=True)
+    images, _ = load_split(name, split, root=root, image_size=image_size, channels=channels, limit=n)
+    feats, probs = extractor.extract(images)
+    if cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        save_file({"features": feats.contiguous(), "probs": probs.contiguous()}, str(tmp),
+                  metadata={"provenance": json.dumps(prov)})
+        tmp.replace(path)
+    return feats, probs, {**prov, "cache": str(path) if cache else None}
+
+
+@torch.no_grad()
+def generated_features(sample_fn, n: int, extractor, *, batch_size: int = 500, seed: int = 0,
+                       progress: bool | None = None) -> tuple[Tensor, Tensor]:
+    """Features of ``n`` samples drawn batch by batch with ``sample_fn(k, seed) -> images``."""
+    from tqdm.auto import tqdm
+    feats, probs = [], []
+    starts = list(range(0, n, batch_size))
+    show = progress if progress is not None else len(starts) > 4
+    for i, s in enumerate(tqdm(starts, desc="generating + features", unit="batch", disable=not show, leave=False)):
+        x = sample_fn(min(batch_size, n - s), seed * 1_000_003 + i)
+        f, p = extractor(x)
+        feats.append(f.cpu())
+        probs.append(p.cpu())
+    return torch.cat(feats), torch.cat(probs)
+
+
+def compute(metrics: list[str], real_f: Tensor, fake_f: Tensor, fake_probs: Tensor | None = None,
+            *, seed: int = 0) -> dict[str, float]:
+    """Registered metrics on feature sets (KID subsets are drawn with ``seed``)."""
+    out: dict[str, float] = {}
+    n = min(len(real_f), len(fake_f))
+    for m in metrics:
+        fn = METRICS.get(m)
+        if m == "kid":
+            out.update(fn(real_f, fake_f, subset_size=min(1000, n), seed=seed))
+        elif m == "inception_score":
+            if fake_probs is None:
+                raise EvalError("the 'is' metric needs an extractor with class probabilities")
+            out.update(fn(None, fake_probs, splits=10))
+        else:
+            out.update(fn(real_f, fake_f))
+    return out
+
+
+def environment() -> dict:
+    import numpy
+    return {"ganforge": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
+            "python": platform.python_version()}
+
+
+def evaluate_generator(sample_fn, *, metrics="fid,kid,pr,dc,is", features: str = "fmnist",
+                       n: int = 10000, ref: str = "fashion-mnist:test", seed: int = 0,
+                       ref_n: int = 0, device="cpu", progress: bool | None = None,
+                       extractor=None) -> dict:
+    """Evaluate any sampler ``sample_fn(k, seed) -> (k, C, H, W) images in [-1, 1]``."""
+    from .features import get_feature_extractor
+    if n < 2:
+        raise EvalError(f"--n must be at least 2, got {n}")
+    names = parse_metrics(metrics)
+    t0 = time.perf_counter()
+    ext = extractor or get_feature_extractor(features, device=device)
+    real_f, _, ref_prov = reference_features(ref, ext, n=ref_n)
+    t1 = time.perf_counter()
+    fake_f, fake_p = generated_features(sample_fn, n, ext, seed=seed, progress=progress)
+    t2 = time.perf_counter()
+    results = compute(names, real_f, fake_f, fake_p, seed=seed)
+    t3 = time.perf_counter()
+    return {"results": results,
+            "provenance": {"extractor": ext.name, "extractor_sha256": ext.sha256, "n": n,
+                           "reference": ref, "reference_n": len(real_f), "reference_cache": ref_prov.get("cache"),
+                           "seed": seed, "metrics": names, **environment()},
+            "seconds": {"reference": t1 - t0, "generate_features": t2 - t1, "metrics": t3 - t2}}
+
+
+def evaluate_run(run_dir, *, checkpoint=None, ema=None, **kwargs) -> dict:
+    """Evaluate a run folder's generator (newest checkpoint by default)."""
+    from .api import load
+    g = load(run_dir, checkpoint, ema=ema, device=kwargs.get("device", "cpu"))
+    if not kwargs.get("ref"):
+        from .data.images import IMAGE_DATASETS
+        if g.cfg.data.name not in IMAGE_DATASETS:
+            raise EvalError(f"the run trained on '{g.cfg.data.name}': give a reference with --ref dataset:split")
+        kwargs["ref"] = f"{g.cfg.data.name}:test"
+    out = evaluate_generator(lambda k, s: g.sample(k, seed=s), **kwargs)
+    out["provenance"].update({"run": str(run_dir), "checkpoint": str(g.checkpoint), "step": g.step,
+                              "ema": g.ema})
+    return out
+
+
+def format_table(results: dict) -> str:
+    width = max(map(len, results)) if results else 0
+    return "\n".join(f"{k:<{width}}  {v:.6g}" for k, v in results.items())
