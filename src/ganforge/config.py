@@ -78,6 +78,8 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # torch CPU threads; 0 = PyTorch's default
     deterministic: bool = False  # use deterministic algorithms (bit-identical reruns on the CPU)
+    nan_retries: int = 3  # on NaN/Inf: roll back to the last good checkpoint this many times, then stop
+    nan_lr_scale: float = 0.5  # multiply both learning rates by this at each rollback
     progress: bool = True  # show a progress bar
 
 
@@ -402,6 +404,9 @@ def validate(cfg: Config) -> Config:
     _positive("train.keep_ckpts", t.keep_ckpts)
     _positive("train.grid_size", t.grid_size)
     _positive("train.max_minutes", t.max_minutes, allow_zero=True)
+    _positive("train.nan_retries", t.nan_retries, allow_zero=True)
+    if not 0 < t.nan_lr_scale <= 1:
+        raise ConfigError(f"train.nan_lr_scale: must be in (0, 1], got {t.nan_lr_scale}")
     if not (t.device in ("auto", "cpu", "cuda") or t.device.startswith("cuda:")):
         raise ConfigError(f"train.device: expected auto, cpu, cuda or cuda:N, got '{t.device}'")
 

@@ -79,7 +79,7 @@ class MetricsLog:
         self._f.write(json.dumps({"step": step, **clean}) + "\n")
         if self._tb is not None:
             for k, v in values.items():
-                if isinstance(v, (int, float)):
+                if isinstance(v, (int, float)) and math.isfinite(v):
                     self._tb.add_scalar(k, v, step)
 
     def close(self) -> None:

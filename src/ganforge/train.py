@@ -12,6 +12,7 @@ import math
 import platform
 import random
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -309,6 +310,15 @@ class PeriodicEval:
         return res
 
 
+def _save_or_warn(state: RunState, run_dir: Path) -> None:
+    """A periodic checkpoint; a full disk costs this checkpoint only (the previous ones survive)."""
+    try:
+        save(state, run_dir)
+    except OSError as e:
+        print(f"warning: checkpoint at step {state.step} not written ({e.strerror or e}); "
+              f"the previous checkpoints are intact", file=sys.stderr)
+
+
 def _fit(state: RunState, run_dir: Path, log: MetricsLog) -> dict:
     cfg = state.cfg
     t = cfg.train
@@ -327,33 +337,53 @@ def _fit(state: RunState, run_dir: Path, log: MetricsLog) -> dict:
                    mininterval=1.0)
     last_logged: dict = {}
     periodic_eval = PeriodicEval(state, run_dir) if cfg.eval.every else None
+    retries, lr_scale = 0, 1.0
     with _Stop() as stop:
         while state.step < t.steps:
-            train_step(state, report)
-            step = state.step
-            if step % t.log_every == 0 or step == t.steps:
-                now = time.perf_counter()
-                values = report.flush()
-                values["img/s"] = (state.images_seen - last_images) / max(now - last_t, 1e-9)
-                values["kimg"] = state.images_seen / 1000
-                values["time"] = now - t0
-                last_t, last_images = now, state.images_seen
-                bad = [k for k, v in values.items() if not math.isfinite(v)]
-                log.write(step, values)
-                last_logged = values
+            try:
+                train_step(state, report)
+                step = state.step
+                if step % t.log_every == 0 or step == t.steps:
+                    now = time.perf_counter()
+                    values = report.flush()
+                    values["img/s"] = (state.images_seen - last_images) / max(now - last_t, 1e-9)
+                    values["kimg"] = state.images_seen / 1000
+                    values["time"] = now - t0
+                    last_t, last_images = now, state.images_seen
+                    log.write(step, values)
+                    last_logged = values
+                    if bar is not None:
+                        bar.set_postfix({k: f"{values[k]:.3g}" for k in ("loss/D", "loss/G", "img/s") if k in values})
+                    bad = [k for k, v in values.items() if not math.isfinite(v)]
+                    if bad:
+                        raise TrainingDiverged(f"{', '.join(bad)} became NaN/Inf by step {step}")
+                if t.sample_every and step % t.sample_every == 0:
+                    write_samples(state, run_dir, z_fixed, f"step-{step:07d}")
+                if t.ckpt_every and step % t.ckpt_every == 0:
+                    _save_or_warn(state, run_dir)
+                if periodic_eval is not None and step % cfg.eval.every == 0:
+                    periodic_eval(state, log)
+            except TrainingDiverged as e:
+                report.flush()
+                ckpt = latest_checkpoint(Path(run_dir) / CHECKPOINTS)
+                if retries >= t.nan_retries or ckpt is None:
+                    why = "no good checkpoint to roll back to" if ckpt is None else f"gave up after {retries} rollbacks"
+                    raise TrainingDiverged(f"{e}; {why}. Lower optim.lr_g / optim.lr_d, or check the data") from None
+                retries += 1
+                lr_scale *= t.nan_lr_scale
+                restore(state, ckpt)
+                for opt, lr in ((state.opt_g, cfg.optim.lr_g), (state.opt_d, cfg.optim.lr_d)):
+                    for group in opt.param_groups:
+                        group["lr"] = lr * lr_scale
+                msg = (f"{e}: rolled back to {ckpt.name} (step {state.step}), learning rates x{lr_scale:g} "
+                       f"(rollback {retries} of {t.nan_retries})")
+                log.write(state.step, {"event": msg})
+                print(f"warning: {msg}", file=sys.stderr)
                 if bar is not None:
-                    bar.set_postfix({k: f"{values[k]:.3g}" for k in ("loss/D", "loss/G", "img/s") if k in values})
-                if bad:
-                    raise TrainingDiverged(f"{', '.join(bad)} became NaN/Inf at step {step}; "
-                                           f"try lower learning rates (optim.lr_g / optim.lr_d)")
+                    bar.n = state.step
+                continue
             if bar is not None:
                 bar.update(1)
-            if t.sample_every and step % t.sample_every == 0:
-                write_samples(state, run_dir, z_fixed, f"step-{step:07d}")
-            if t.ckpt_every and step % t.ckpt_every == 0:
-                save(state, run_dir)
-            if periodic_eval is not None and step % cfg.eval.every == 0:
-                periodic_eval(state, log)
             if stop.requested:
                 reason = "interrupted"
                 break
@@ -362,7 +392,11 @@ def _fit(state: RunState, run_dir: Path, log: MetricsLog) -> dict:
                 break
     if bar is not None:
         bar.close()
-    save(state, run_dir)
+    try:
+        save(state, run_dir)
+    except OSError as e:
+        raise RunDirError(f"the final checkpoint could not be written to {run_dir} ({e.strerror or e}); "
+                          f"free some space and resume with `ganforge train --resume {run_dir}`") from None
     final = write_samples(state, run_dir, z_fixed, f"step-{state.step:07d}")
     return {"reason": reason, "step": state.step, "steps_this_session": state.step - start_step,
             "seconds": time.perf_counter() - t0, "samples": str(final), "last": last_logged}
