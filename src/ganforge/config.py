@@ -69,6 +69,7 @@ class TrainConfig:
     batch_size: int = 64
     n_critic: int = 1  # D steps per G step (k in Goodfellow et al. 2014)
     ema: float = 0.0  # decay of an exponential moving average of G's weights; 0 = off
+    ema_warmup: bool = True  # use decay min(ema, (1 + step) / (10 + step)) so early weights fade
     max_minutes: float = 0.0  # stop after this wall-clock budget; 0 = no limit
     log_every: int = 50
     sample_every: int = 500  # 0 = only at the end

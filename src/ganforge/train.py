@@ -243,8 +243,12 @@ def train_step(state: RunState, report: Reporter) -> None:
     state.opt_g.step()
     report.add(stats)
 
-    # --- EMA of G's weights
+    # --- EMA of G's weights (decay warmed up: min(ema, (1 + t) / (10 + t)))
     if state.G_ema is not None:
+        decay = cfg.train.ema
+        if cfg.train.ema_warmup:
+            decay = min(decay, (1 + state.step) / (10 + state.step))
+        state.G_ema.multi_avg_fn = get_ema_multi_avg_fn(decay)
         state.G_ema.update_parameters(G)
     state.step += 1
 
