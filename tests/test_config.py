@@ -97,10 +97,6 @@ def test_section_override_with_a_mapping():
     assert cfg.train.n_critic == 1  # untouched fields keep their value
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "config.parse_override uses yaml.safe_load (YAML 1.1): '1e-1' stays the string '1e-1', so "
-    "free-form mapping values (loss.penalties.*, model.g.*, model.d.*) get strings; typed fields "
-    "are rescued by _coerce, mappings are not"))
 def test_exponent_floats_in_free_form_mappings_are_numbers():
     cfg = resolve("wgan-gp", overrides=["loss.penalties.gp=1e-1"])
     assert cfg.loss.penalties["gp"] == 0.1
@@ -132,17 +128,11 @@ def test_unknown_key_in_the_wrong_section_is_an_error():
     assert "steps" in str(e.value)  # lists the keys that are valid there
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "config.apply_override/_merge only suggest keys of the same section; a key that exists in "
-    "another section (train.lr_d -> optim.lr_d) gets no suggestion"))
 def test_key_from_another_section_suggests_the_full_path():
     with pytest.raises(ConfigError, match=r"did you mean 'optim\.lr_d'"):
         resolve("vanilla", overrides=["train.lr_d=1e-4"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "cli.py build_parser: the --set help text gives 'train.lr_d=1e-4' as its example, which is not "
-    "a config key (it is optim.lr_d)"))
 def test_the_cli_help_example_override_is_valid():
     from ganforge.cli import build_parser
     help_text = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
@@ -223,10 +213,6 @@ def test_unknown_names_suggest_registered_ones(name, suggestion):
         resolve("vanilla", overrides=[name])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "config.validate: comparisons are False for NaN, so _positive (`value < 0 or value == 0`) passes "
-    "optim.lr_g/model.init_gain/train.max_minutes=.nan and the loss.penalties weight check "
-    "(`weight < 0`) passes gp=.nan; reject non-finite numbers with math.isfinite"))
 @pytest.mark.parametrize("override", ["optim.lr_g=.nan", "model.init_gain=.nan", "train.max_minutes=.nan",
                                       "loss.penalties.gp=.nan"])
 def test_non_finite_numbers_are_config_errors(override):
@@ -341,9 +327,6 @@ def test_float_overrides_land_as_floats(key, value):
     assert type(got) is float and got == float(value)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "config._coerce (float branch) catches TypeError/ValueError but not OverflowError: an integer "
-    "too large for a float (optim.lr_g=1000...0) escapes as OverflowError instead of ConfigError"))
 def test_huge_integer_into_a_float_field_is_a_config_error():
     with pytest.raises(ConfigError):
         apply_override(Config(), "optim.lr_g=1" + "0" * 400)

@@ -288,9 +288,6 @@ def test_transient_nan_rolls_back_and_finishes(make_cfg, nan_loss):
     assert extra["opt_d"]["param_groups"][0]["lr"] == pytest.approx(cfg.optim.lr_d * 0.5)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "train._fit rollback branch restores state.images_seen but not last_images/last_t, so the "
-    "first img/s logged after a rollback is negative; reset them after restore()"))
 def test_throughput_stays_positive_after_a_rollback(make_cfg, nan_loss):
     nan_loss["bad"] = {4}
     run = train(make_cfg("loss.name=nan-test", "train.steps=6", "train.log_every=1", "train.ckpt_every=2"),

@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("preset", nargs="?", help="preset name (see `ganforge presets`); default dcgan")
     s.add_argument("--config", "-c", help="YAML config file")
     s.add_argument("--set", "-s", action="append", metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set train.lr_d=1e-4 (repeatable)")
+                   help="override a config value, e.g. --set optim.lr_d=1e-4 (repeatable)")
     s.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     s.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest good checkpoint")
     s.set_defaults(func=cmd_train)

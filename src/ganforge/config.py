@@ -8,6 +8,7 @@ the key and the closest valid one.
 from __future__ import annotations
 
 import copy
+import math
 import dataclasses
 import os
 import typing
@@ -60,6 +61,8 @@ class OptimConfig:
     lr_d: float = 2e-4
     betas: list = field(default_factory=lambda: [0.5, 0.999])  # Adam's (beta1, beta2)
     momentum: float = 0.0  # SGD / RMSprop momentum
+    schedule: str = "constant"  # learning-rate schedule over train.steps: constant | linear | cosine
+    decay_start: float = 0.0  # fraction of train.steps before the decay begins (CycleGAN: 0.5)
     weight_decay: float = 0.0
 
 
@@ -224,9 +227,12 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
         if isinstance(value, bool):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         try:
-            return float(value)
-        except (TypeError, ValueError):
+            out = float(value)
+        except (TypeError, ValueError, OverflowError):
             raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+        if not math.isfinite(out):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+        return out
     if origin is str:
         if isinstance(value, (dict, list)):
             raise ConfigError(f"{key}: expected a string, got {value!r}")
@@ -279,7 +285,21 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+        try:
+            value = float(value) if value.strip().lower() not in ("nan", "inf", "-inf", "infinity") else value
+        except ValueError:
+            pass
     return key.split("."), value
+
+
+def _other_section(cfg: Config, key: str) -> str:
+    """' (did you mean 'optim.lr_d'?)' when ``key`` exists in another section."""
+    for section in dataclasses.fields(cfg):
+        sub = getattr(cfg, section.name)
+        if _is_dataclass_instance(sub) and key in _field_types(sub):
+            return f" (did you mean '{section.name}.{key}'?)"
+    return ""
 
 
 def apply_override(cfg: Config, text: str) -> None:
@@ -298,8 +318,8 @@ def apply_override(cfg: Config, text: str) -> None:
             continue
         types = _field_types(obj)
         if part not in types:
-            raise ConfigError(f"unknown config key '{full}'{did_you_mean(part, types)}; "
-                              f"valid keys here: {', '.join(types)}")
+            hint = did_you_mean(part, types) or _other_section(cfg, part)
+            raise ConfigError(f"unknown config key '{full}'{hint}; valid keys here: {', '.join(types)}")
         if last:
             current = getattr(obj, part)
             if _is_dataclass_instance(current):
@@ -352,7 +372,7 @@ def _choice(key: str, value: str, choices) -> None:
 
 
 def _positive(key: str, value, allow_zero: bool = False) -> None:
-    if value < 0 or (value == 0 and not allow_zero):
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         raise ConfigError(f"{key}: must be {'>= 0' if allow_zero else '> 0'}, got {value}")
 
 
@@ -381,7 +401,8 @@ def validate(cfg: Config) -> Config:
     _choice("loss.name", cfg.loss.name, losses.LOSSES.keys())
     for pname, weight in cfg.loss.penalties.items():
         _choice("loss.penalties", pname, regularizers.REGULARIZERS.keys())
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) \
+                or weight < 0:
             raise ConfigError(f"loss.penalties.{pname}: weight must be a number >= 0, got {weight!r}")
     _positive("loss.penalty_every", cfg.loss.penalty_every)
     _positive("loss.clip", cfg.loss.clip, allow_zero=True)
@@ -389,6 +410,9 @@ def validate(cfg: Config) -> Config:
     _choice("optim.name", cfg.optim.name, optim.OPTIMIZERS.keys())
     _positive("optim.lr_g", cfg.optim.lr_g)
     _positive("optim.lr_d", cfg.optim.lr_d)
+    _choice("optim.schedule", cfg.optim.schedule, optim.SCHEDULES)
+    if not 0 <= cfg.optim.decay_start < 1:
+        raise ConfigError(f"optim.decay_start: must be in [0, 1), got {cfg.optim.decay_start}")
     if len(cfg.optim.betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1
                                              for b in cfg.optim.betas):
         raise ConfigError(f"optim.betas: expected two numbers in [0, 1), got {cfg.optim.betas!r}")

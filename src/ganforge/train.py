@@ -29,7 +29,7 @@ from .config import Config, ConfigError, apply_override, validate
 from .data import DataSource, build_dataset
 from .nets import build_nets, count_params, sample_latent
 from .objective import GANObjective
-from .optim import build_optimizers
+from .optim import build_optimizers, build_schedulers
 from .rundir import (CHECKPOINTS, CONFIG, RUN_INFO, SAMPLES, MetricsLog, RunDirError, check_run_dir,
                      create_run_dir, write_json_atomic)
 from .viz import save_samples
@@ -59,6 +59,8 @@ class RunState:
     G_ema: AveragedModel | None
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
+    sched_g: torch.optim.lr_scheduler.LRScheduler
+    sched_d: torch.optim.lr_scheduler.LRScheduler
     objective: GANObjective
     z_gen: torch.Generator  # latent draws and penalty interpolation coefficients
     g_args: dict
@@ -91,9 +93,11 @@ def build_state(cfg: Config, device: torch.device | None = None) -> RunState:
         G_ema = AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(cfg.train.ema), use_buffers=True)
         G_ema.requires_grad_(False)
     opt_g, opt_d = build_optimizers(cfg, G, D)
+    sched_g, sched_d = build_schedulers(cfg, opt_g, opt_d)
     z_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
     objective = GANObjective(cfg.loss, generator=z_gen)
-    return RunState(cfg, device, data, G, D, G_ema, opt_g, opt_d, objective, z_gen, g_args, d_args)
+    return RunState(cfg, device, data, G, D, G_ema, opt_g, opt_d, sched_g, sched_d, objective, z_gen,
+                    g_args, d_args)
 
 
 def _rng_state(state: RunState) -> dict:
@@ -128,6 +132,7 @@ def save(state: RunState, run_dir: Path, *, folder: str = CHECKPOINTS, keep: int
                 raise TrainingDiverged(f"{name}.{k} holds NaN/Inf at step {state.step}; not checkpointed")
     extra = {"step": state.step, "d_steps": state.d_steps, "images_seen": state.images_seen,
              "opt_g": state.opt_g.state_dict(), "opt_d": state.opt_d.state_dict(),
+             "sched_g": state.sched_g.state_dict(), "sched_d": state.sched_d.state_dict(),
              "data": state.data.state_dict(), "rng": _rng_state(state)}
     if state.G_ema is not None:
         extra["ema_n_averaged"] = state.G_ema.n_averaged.detach().cpu()
@@ -152,6 +157,8 @@ def restore(state: RunState, ckpt: Path) -> None:
         raise CheckpointError(f"{ckpt} does not fit this model: {str(e).splitlines()[0]}") from None
     state.opt_g.load_state_dict(extra["opt_g"])
     state.opt_d.load_state_dict(extra["opt_d"])
+    state.sched_g.load_state_dict(extra["sched_g"])
+    state.sched_d.load_state_dict(extra["sched_d"])
     state.data.load_state_dict(extra["data"])
     _set_rng_state(state, extra["rng"])
     state.step, state.d_steps, state.images_seen = extra["step"], extra["d_steps"], extra["images_seen"]
@@ -242,6 +249,9 @@ def train_step(state: RunState, report: Reporter) -> None:
     stats["grad/G"] = _grad_norm(G)
     state.opt_g.step()
     report.add(stats)
+
+    state.sched_g.step()
+    state.sched_d.step()
 
     # --- EMA of G's weights (decay warmed up: min(ema, (1 + t) / (10 + t)))
     if state.G_ema is not None:
@@ -376,9 +386,11 @@ def _fit(state: RunState, run_dir: Path, log: MetricsLog) -> dict:
                 retries += 1
                 lr_scale *= t.nan_lr_scale
                 restore(state, ckpt)
-                for opt, lr in ((state.opt_g, cfg.optim.lr_g), (state.opt_d, cfg.optim.lr_d)):
-                    for group in opt.param_groups:
-                        group["lr"] = lr * lr_scale
+                last_t, last_images = time.perf_counter(), state.images_seen
+                for sched, lr in ((state.sched_g, cfg.optim.lr_g), (state.sched_d, cfg.optim.lr_d)):
+                    sched.base_lrs = [lr * lr_scale for _ in sched.base_lrs]  # the schedule's new base
+                    for group, base in zip(sched.optimizer.param_groups, sched.base_lrs):
+                        group["lr"] = base * sched.lr_lambdas[0](sched.last_epoch)
                 msg = (f"{e}: rolled back to {ckpt.name} (step {state.step}), learning rates x{lr_scale:g} "
                        f"(rollback {retries} of {t.nan_retries})")
                 log.write(state.step, {"event": msg})
