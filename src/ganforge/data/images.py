@@ -1,9 +1,477 @@
-"""Image datasets held in memory as uint8 tensors (placeholder: being written)."""
+"""Image datasets held in memory as uint8 ``(N, C, H, W)`` tensors.
+
+Two kinds of image data:
+
+- **Named datasets** ``fashion-mnist``, ``mnist`` and ``cifar10`` (10 classes each), read with
+  torchvision from ``cfg.data_root``. Training uses the train split; evaluation code gets any
+  split with :func:`load_split`. Fashion-MNIST is offline-first: :func:`prepare_fashion_mnist`
+  unpacks the files of the Debian package ``dataset-fashion-mnist`` when they are installed, and
+  torchvision's downloader is only the fallback (when ``cfg.data.download`` is true).
+- **Folders** of image files (``data.name = folder:PATH``), see :func:`folder_source`.
+
+Resizing (antialiased) and channel conversion (gray <-> RGB) happen once, at load time; batches
+are then plain indexing plus ``uint8 -> [-1, 1]`` in :class:`~ganforge.data.base.InMemorySource`.
+Every problem the user can fix (missing files, no network, an empty folder) is a
+:class:`~ganforge.data.base.DataError` with a one-line message.
+"""
 
 from __future__ import annotations
 
-from .base import DataError
+import gzip
+import os
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from . import DATASETS
+from .base import DataError, InMemorySource
+
+# -- shared helpers --------------------------------------------------------------------------
+
+#: RGB -> gray weights of ITU-R BT.601 (the ones PIL uses for ``convert("L")``).
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
 
-def folder_source(cfg, path: str):
-    raise DataError("folder datasets are not available yet")
+def default_data_root() -> Path:
+    """``$GANFORGE_DATA`` or ``~/.cache/ganforge/data`` (the same rule as ``Config.data_root``)."""
+    return Path(os.environ.get("GANFORGE_DATA") or "~/.cache/ganforge/data").expanduser()
+
+
+def convert_channels(images: Tensor, channels: int) -> Tensor:
+    """uint8 ``(N, C, H, W)`` with C in {1, 3} -> ``channels`` (0 keeps C).
+
+    Gray -> RGB repeats the channel; RGB -> gray uses the BT.601 luma weights.
+    """
+    c = images.shape[1]
+    if channels in (0, c):
+        return images
+    if c == 1 and channels == 3:
+        return images.expand(-1, 3, -1, -1).contiguous()
+    if c == 3 and channels == 1:
+        w = torch.tensor(LUMA_WEIGHTS, dtype=torch.float32).view(1, 3, 1, 1)
+        out = torch.empty((images.shape[0], 1, *images.shape[2:]), dtype=torch.uint8)
+        for i in range(0, images.shape[0], 4096):  # chunks keep the float copy small
+            chunk = images[i:i + 4096].float()
+            out[i:i + 4096] = (chunk * w).sum(1, keepdim=True).round_().clamp_(0, 255).to(torch.uint8)
+        return out
+    raise DataError(f"cannot convert images with {c} channels to {channels} channels")
+
+
+def resize_images(images: Tensor, size: int) -> Tensor:
+    """uint8 ``(N, C, H, W)`` -> uint8 ``(N, C, size, size)``, bilinear with antialiasing.
+
+    Meant for the square named datasets; a non-square input is stretched (folders crop instead).
+    """
+    if size <= 0 or tuple(images.shape[2:]) == (size, size):
+        return images
+    out = torch.empty((images.shape[0], images.shape[1], size, size), dtype=torch.uint8)
+    for i in range(0, images.shape[0], 2048):
+        chunk = images[i:i + 2048].float()
+        chunk = F.interpolate(chunk, size=(size, size), mode="bilinear", align_corners=False,
+                              antialias=True)
+        out[i:i + 2048] = chunk.round_().clamp_(0, 255).to(torch.uint8)
+    return out
+
+
+# -- named datasets --------------------------------------------------------------------------
+
+#: Where the Debian package ``dataset-fashion-mnist`` installs the original IDX .gz files.
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+# IDX files of (Fashion-)MNIST: name -> (magic number, number of items, bytes per item)
+_IDX_FILES = {
+    "train-images-idx3-ubyte": (2051, 60000, 28 * 28),
+    "train-labels-idx1-ubyte": (2049, 60000, 1),
+    "t10k-images-idx3-ubyte": (2051, 10000, 28 * 28),
+    "t10k-labels-idx1-ubyte": (2049, 10000, 1),
+}
+
+
+def _idx_file_ok(path: Path, name: str | None = None) -> bool:
+    """True when ``path`` is a complete (Fashion-)MNIST IDX file ``name`` (default: its own
+    name), checked by header and size."""
+    magic, n, item = _IDX_FILES[name or path.name]
+    header = 16 if magic == 2051 else 8
+    try:
+        if path.stat().st_size != header + n * item:
+            return False
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return False
+    return int.from_bytes(head[:4], "big") == magic and int.from_bytes(head[4:8], "big") == n
+
+
+def _raw_complete(raw: Path) -> bool:
+    return all(_idx_file_ok(raw / name) for name in _IDX_FILES)
+
+
+def prepare_fashion_mnist(root: str | Path, *, source: str | Path = DEBIAN_FASHION_MNIST) -> Path:
+    """Make ``ROOT/FashionMNIST/raw/`` hold the four Fashion-MNIST IDX files, without a network.
+
+    Files already there (complete) are kept; missing or incomplete ones are un-gzipped from
+    ``source`` (the Debian package's folder by default), atomically. Returns the raw folder, which
+    ``torchvision.datasets.FashionMNIST(root, download=False)`` then reads. Raises
+    :class:`DataError` when ``source`` lacks a needed file.
+    """
+    raw = Path(root).expanduser() / "FashionMNIST" / "raw"
+    if _raw_complete(raw):
+        return raw
+    source = Path(source)
+    for name in _IDX_FILES:
+        dst = raw / name
+        if _idx_file_ok(dst):
+            continue
+        src = source / f"{name}.gz"
+        if not src.is_file():
+            raise DataError(
+                f"Fashion-MNIST is not in {raw} and {src} is missing: run "
+                f"`apt-get install dataset-fashion-mnist`, or put the four IDX files "
+                f"({', '.join(_IDX_FILES)}, optionally .gz) in {raw}"
+            )
+        raw.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(f".{name}.{os.getpid()}.tmp")
+        try:
+            with gzip.open(src, "rb") as fin, open(tmp, "wb") as fout:
+                shutil.copyfileobj(fin, fout, 1 << 20)
+            if not _idx_file_ok(tmp, name):
+                raise DataError(f"{src} does not hold a complete Fashion-MNIST IDX file")
+            os.replace(tmp, dst)
+        except (OSError, EOFError, gzip.BadGzipFile) as e:
+            raise DataError(f"could not unpack {src} into {raw}: {e}") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+    return raw
+
+
+def _ensure_fashion_mnist(root: Path) -> None:
+    """Offline preparation before torchvision reads Fashion-MNIST: un-gzip ``.gz`` files a user
+    put in the raw folder by hand, else the Debian package's files. Does nothing when neither
+    has all four files (torchvision's downloader, if allowed, is the next step)."""
+    raw = root / "FashionMNIST" / "raw"
+    if _raw_complete(raw):
+        return
+    for source in (raw, DEBIAN_FASHION_MNIST):
+        if all(_idx_file_ok(raw / n) or (source / f"{n}.gz").is_file() for n in _IDX_FILES):
+            prepare_fashion_mnist(root, source=source)
+            return
+
+
+@dataclass(frozen=True)
+class ImageDataset:
+    """A named torchvision image dataset: how to read it and what it holds."""
+
+    name: str
+    tv_class: str  # torchvision.datasets class name
+    folder: str  # where torchvision keeps it under the data root
+    shape: tuple[int, int, int]  # (C, H, W) as stored
+    classes: tuple[str, ...]
+    help: str
+    offline: str  # how to provide the files without a network ({where} = the folder)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+IMAGE_DATASETS: dict[str, ImageDataset] = {
+    d.name: d for d in [
+        ImageDataset("fashion-mnist", "FashionMNIST", "FashionMNIST/raw", (1, 28, 28),
+                     ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                      "Sneaker", "Bag", "Ankle boot"),
+                     "Fashion-MNIST: 60000/10000 grayscale 28x28 clothing images, 10 classes",
+                     "run `apt-get install dataset-fashion-mnist` (read offline from "
+                     f"{DEBIAN_FASHION_MNIST}) or put the four IDX files (.gz or not) in {{where}}"),
+        ImageDataset("mnist", "MNIST", "MNIST/raw", (1, 28, 28), tuple(str(i) for i in range(10)),
+                     "MNIST: 60000/10000 grayscale 28x28 handwritten digits, 10 classes",
+                     "put the four MNIST IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+                     "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte) in {where}"),
+        ImageDataset("cifar10", "CIFAR10", "cifar-10-batches-py", (3, 32, 32),
+                     ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                      "ship", "truck"),
+                     "CIFAR-10: 50000/10000 RGB 32x32 images, 10 classes",
+                     "extract cifar-10-python.tar.gz so that {where} holds data_batch_1..5, "
+                     "test_batch and batches.meta"),
+    ]
+}
+
+SPLITS = ("train", "test")
+
+
+def _read_torchvision(ds: ImageDataset, root: Path, train: bool, download: bool) -> tuple[Tensor, Tensor]:
+    """Raw uint8 (N, C, H, W) images and int64 labels via torchvision, or a one-line DataError."""
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, ds.tv_class)
+    where = root / ds.folder
+    if ds.name == "fashion-mnist":
+        _ensure_fashion_mnist(root)
+    try:
+        dset = cls(str(root), train=train, download=False)
+    except (RuntimeError, OSError):  # "Dataset not found or corrupted"
+        hint = ds.offline.format(where=where)
+        if not download:
+            raise DataError(f"{ds.name} not found under {root} and data.download is false: "
+                            f"{hint}, or set data.download=true") from None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                dset = cls(str(root), train=train, download=True)
+        except Exception as e:  # network errors come in many types; the user needs one line
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise DataError(f"could not download {ds.name} into {root} ({msg}); without a "
+                            f"network, {hint}") from None
+    data = dset.data
+    if isinstance(data, np.ndarray):  # CIFAR: (N, H, W, C) numpy
+        images = torch.from_numpy(np.ascontiguousarray(data)).permute(0, 3, 1, 2).contiguous()
+    else:  # MNIST family: (N, H, W) tensor
+        images = data.unsqueeze(1).contiguous()
+    labels = torch.as_tensor(dset.targets, dtype=torch.int64)
+    if images.dtype != torch.uint8 or tuple(images.shape[1:]) != ds.shape:
+        raise DataError(f"{ds.name} under {root} has unexpected images {tuple(images.shape)} "
+                        f"{images.dtype}; delete {where} and prepare it again")
+    return images, labels
+
+
+def load_split(name: str, split: str = "test", *, root: str | Path | None = None,
+               image_size: int = 0, channels: int = 0, limit: int = 0,
+               download: bool = False) -> tuple[Tensor, Tensor]:
+    """One split of a named dataset, prepared like the training data.
+
+    Args:
+        name: ``fashion-mnist``, ``mnist`` or ``cifar10`` (see ``IMAGE_DATASETS``).
+        split: ``"train"`` or ``"test"``.
+        root: data root; None = ``$GANFORGE_DATA`` or ``~/.cache/ganforge/data``.
+        image_size: resize to this square size (antialiased bilinear); 0 = as stored.
+        channels: 1 (gray) or 3 (RGB); 0 = as stored.
+        limit: keep only the first ``limit`` images of the split (in file order); 0 = all.
+        download: allow torchvision to download missing files.
+
+    Returns:
+        ``(images, labels)``: uint8 ``(N, C, H, W)`` in [0, 255] and int64 ``(N,)``.
+    """
+    if name not in IMAGE_DATASETS:
+        from ..registry import did_you_mean
+        raise DataError(f"unknown image dataset '{name}'{did_you_mean(name, IMAGE_DATASETS)}; "
+                        f"choose from: {', '.join(IMAGE_DATASETS)}")
+    if split not in SPLITS:
+        raise DataError(f"unknown split '{split}'; choose from: {', '.join(SPLITS)}")
+    if channels not in (0, 1, 3):
+        raise DataError(f"channels must be 0, 1 or 3, got {channels}")
+    ds = IMAGE_DATASETS[name]
+    root = Path(root).expanduser() if root else default_data_root()
+    images, labels = _read_torchvision(ds, root, split == "train", download)
+    if limit > 0:
+        images, labels = images[:limit], labels[:limit]
+    if channels == 1:  # fewer channels first: cheaper to resize
+        images = convert_channels(images, 1)
+    images = resize_images(images, image_size)
+    images = convert_channels(images, channels)
+    return images.contiguous(), labels.contiguous()
+
+
+def load_config_split(cfg, split: str = "test", *, limit: int | None = None) -> tuple[Tensor, Tensor]:
+    """:func:`load_split` with the root, size and channels of a run config.
+
+    ``limit`` None means ``cfg.data.limit`` for the train split and all images for the test split
+    (``data.limit`` only restricts training data).
+    """
+    if limit is None:
+        limit = cfg.data.limit if split == "train" else 0
+    return load_split(cfg.data.name, split, root=cfg.data_root, image_size=cfg.data.image_size,
+                      channels=cfg.data.channels, limit=limit, download=cfg.data.download)
+
+
+def _dataset_factory(name: str):
+    def factory(cfg) -> InMemorySource:
+        images, labels = load_config_split(cfg, "train")
+        c, h, w = images.shape[1:]
+        desc = (f"{name} train: {len(images)} images {c}x{h}x{w}, "
+                f"{IMAGE_DATASETS[name].num_classes} classes, from {cfg.data_root}")
+        return InMemorySource(images, labels, seed=cfg.seed,
+                              num_classes=IMAGE_DATASETS[name].num_classes, description=desc)
+    factory.__doc__ = IMAGE_DATASETS[name].help
+    factory.__name__ = f"{name.replace('-', '_')}_source"
+    return factory
+
+
+for _name, _ds in IMAGE_DATASETS.items():
+    DATASETS.register(_name, help=_ds.help)(_dataset_factory(_name))
+
+
+# -- folders of images -----------------------------------------------------------------------
+
+#: File suffixes read from folders (case-insensitive).
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+#: ``data.image_size`` 0 means this size for folders (they have no size of their own).
+DEFAULT_FOLDER_SIZE = 64
+#: Images with more pixels than this are skipped (decompression-bomb guard; 8192 x 8192).
+MAX_PIXELS = 8192 * 8192
+#: A progress bar is shown when a folder has more files than this.
+PROGRESS_MIN_FILES = 256
+
+_GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+
+
+class SkippedFile(NamedTuple):
+    path: Path
+    reason: str
+
+
+def _to_8bit_gray(im):
+    """Modes I;16*, I and F (16/32-bit gray) -> 'L'. 16-bit values are scaled by 255/65535."""
+    from PIL import Image
+
+    a = np.asarray(im)
+    if im.mode.startswith("I;16") or (im.mode == "I" and a.size and a.max() > 255):
+        a = a.astype(np.float64) * (255.0 / 65535.0)
+    elif im.mode == "F" and a.size and np.nanmax(a) <= 1.0:
+        a = a.astype(np.float64) * 255.0  # float images in [0, 1]
+    a = np.nan_to_num(a.astype(np.float64)).round().clip(0, 255).astype(np.uint8)
+    return Image.fromarray(a)  # 2-D uint8 -> mode L
+
+
+def _normalise_mode(im):
+    """Any PIL image -> ('L' or 'RGB' image). Transparency is composited on white."""
+    from PIL import Image
+
+    if im.mode == "P" or im.mode == "PA":
+        im = im.convert("RGBA")  # palette (with or without transparency)
+    if im.mode in ("RGBA", "RGBa", "LA", "La"):
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(white, rgba).convert("RGB" if "RGB" in im.mode else "L")
+        return im
+    if im.mode in ("L", "RGB"):
+        return im
+    if im.mode == "1":
+        return im.convert("L")
+    if im.mode in _GRAY_MODES:  # I;16*, I, F
+        return _to_8bit_gray(im)
+    return im.convert("RGB")  # CMYK, YCbCr, LAB, HSV, ...
+
+
+def _decode(path: Path, size: int, max_pixels: int):
+    """One file -> ('L' or 'RGB') PIL image of ``size`` x ``size``; raises on anything broken."""
+    from PIL import Image, ImageOps
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(path) as im:
+            w, h = im.size
+            if w * h > max_pixels:
+                raise ValueError(f"too large ({w}x{h} > {max_pixels} pixels)")
+            if im.format == "JPEG":
+                im.draft(im.mode, (size, size))  # decode JPEGs at a reduced scale >= size
+            im.load()
+            try:
+                im = ImageOps.exif_transpose(im)  # camera orientation
+            except Exception:  # unreadable EXIF: keep the pixels as stored
+                pass
+            im = _normalise_mode(im)
+            # resize the shorter side to `size`, then center-crop (ImageOps.fit crops first,
+            # then resizes with an antialiasing filter; same result, less work)
+            return ImageOps.fit(im, (size, size), method=Image.Resampling.BICUBIC,
+                                centering=(0.5, 0.5))
+
+
+class ImageFolderSource(InMemorySource):
+    """An unlabelled folder of images, decoded once into memory (see :func:`folder_source`).
+
+    Extra attributes: ``files`` (the images used, in order) and ``skipped`` (a list of
+    :class:`SkippedFile` with the reason each unreadable file was left out).
+    """
+
+    def __init__(self, data: Tensor, *, files: list[Path], skipped: list[SkippedFile],
+                 seed: int, description: str):
+        super().__init__(data, None, seed=seed, num_classes=0, description=description)
+        self.files = files
+        self.skipped = skipped
+
+
+def list_image_files(path: str | Path) -> list[Path]:
+    """Image files under ``path``, recursively, sorted (suffixes in ``IMAGE_EXTENSIONS``)."""
+    root = Path(path).expanduser()
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+
+
+def folder_source(cfg, path: str | Path, *, max_pixels: int = MAX_PIXELS) -> ImageFolderSource:
+    """Every image under ``path`` (recursively), decoded with PIL once into memory.
+
+    - Files: suffixes in ``IMAGE_EXTENSIONS``; animated GIF/TIFF use their first frame; EXIF
+      orientation is applied.
+    - Channels (``cfg.data.channels``): 1 = grayscale ('L'), 3 = RGB, 0 = RGB unless every image
+      is grayscale (judged by PIL mode: 1, L, LA, I, I;16, F; palette images count as colour).
+      RGB -> gray uses PIL's BT.601 luma. Palette images are expanded; transparency (RGBA, LA, palette with
+      transparency) is composited on a white background; CMYK and other colour modes go through
+      PIL's RGB conversion; 16-bit gray ('I;16', or 'I' with values above 255) is scaled to 8
+      bits by 255/65535, float ('F') images with values <= 1 by 255.
+    - Size (``cfg.data.image_size``, 0 = ``DEFAULT_FOLDER_SIZE`` = 64): the shorter side is
+      resized to it (bicubic, antialiased), then the centre square is cropped.
+    - Broken files (zero bytes, truncated, not images, more than ``max_pixels`` pixels) are
+      skipped; the source's ``skipped`` lists them and its description counts them.
+    - Unlabelled: class subfolders are read like any other subfolder (``num_classes`` 0).
+
+    Raises :class:`DataError` when the folder is missing, holds no image files, or none of them
+    can be read.
+    """
+    from PIL import Image
+
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise DataError(f"image folder not found: {root}")
+    if not root.is_dir():
+        raise DataError(f"not a folder: {root} (data.name=folder:PATH needs a folder of images)")
+    files = list_image_files(root)
+    if not files:
+        raise DataError(f"no image files ({', '.join(e[1:] for e in IMAGE_EXTENSIONS)}) under {root}")
+    size = cfg.data.image_size or DEFAULT_FOLDER_SIZE
+    channels = cfg.data.channels
+
+    from tqdm.auto import tqdm
+
+    show = len(files) > PROGRESS_MIN_FILES and getattr(getattr(cfg, "train", None), "progress", True)
+    decoded: list = []
+    used: list[Path] = []
+    skipped: list[SkippedFile] = []
+    for f in tqdm(files, desc=f"decoding {root.name or root}", unit="img", disable=not show,
+                  leave=False):
+        try:
+            im = _decode(f, size, max_pixels)
+        except Exception as e:  # PIL raises many types on bad data; skip the file, keep a reason
+            if isinstance(e, Image.DecompressionBombError) or isinstance(e, Image.DecompressionBombWarning):
+                reason = f"too large ({e})"
+            else:
+                reason = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            skipped.append(SkippedFile(f, reason))
+            continue
+        decoded.append(im)
+        used.append(f)
+    if not decoded:
+        first = skipped[0]
+        raise DataError(f"none of the {len(files)} image files under {root} could be read "
+                        f"(e.g. {first.path.name}: {first.reason})")
+
+    if channels == 0:
+        channels = 1 if all(im.mode == "L" for im in decoded) else 3
+    mode = "L" if channels == 1 else "RGB"
+    data = torch.empty((len(decoded), channels, size, size), dtype=torch.uint8)
+    for i, im in enumerate(decoded):
+        a = np.asarray(im.convert(mode) if im.mode != mode else im)
+        data[i] = torch.from_numpy(a.reshape(size, size, channels).copy()).permute(2, 0, 1)
+    desc = (f"folder {root}: {len(decoded)} images {channels}x{size}x{size}, unlabelled"
+            + (f", {len(skipped)} unreadable files skipped" if skipped else ""))
+    return ImageFolderSource(data, files=used, skipped=skipped, seed=cfg.seed, description=desc)
+
+
+__all__ = ["DEBIAN_FASHION_MNIST", "DEFAULT_FOLDER_SIZE", "IMAGE_DATASETS", "IMAGE_EXTENSIONS",
+           "ImageDataset", "ImageFolderSource", "MAX_PIXELS", "SkippedFile", "convert_channels",
+           "default_data_root", "folder_source", "list_image_files", "load_config_split",
+           "load_split", "prepare_fashion_mnist", "resize_images"]
