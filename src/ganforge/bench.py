@@ -38,7 +38,7 @@ def _env() -> str:
             f"threads {torch.get_num_threads()}, {platform.processor() or platform.machine()}")
 
 
-def toy(presets, datasets, seeds, steps=None, out="runs/bench") -> list[dict]:
+def toy(presets, datasets, seeds, steps=None, out="runs/bench", extra=()) -> list[dict]:
     from .api import load
     from .config import resolve
     from .data.toy import MIXTURES
@@ -49,7 +49,7 @@ def toy(presets, datasets, seeds, steps=None, out="runs/bench") -> list[dict]:
     for ds in datasets:
         mixture = MIXTURES[ds]()
         for preset in presets:
-            overrides = TOY_COMMON + TOY_PRESET.get(preset, []) + [f"data.name={ds}", f"out={out}"]
+            overrides = TOY_COMMON + TOY_PRESET.get(preset, []) + [f"data.name={ds}", f"out={out}"] + list(extra)
             if steps:
                 overrides.append(f"train.steps={steps}")
             for seed in seeds:
@@ -247,7 +247,10 @@ def quality_table(rows, floor_row=None) -> str:
 
 def main(args) -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
-    print(f"command: ganforge {' '.join(sys.argv[1:]) if sys.argv[0].endswith('ganforge') else 'bench ' + args.which}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    extra = list(args.set or [])
+    print(f"command: ganforge {' '.join(sys.argv[1:])}")
     print(f"environment: {_env()}")
     t0 = time.perf_counter()
     if args.which == "toy":
@@ -255,14 +258,14 @@ def main(args) -> int:
         datasets = (args.datasets or "ring8,grid25").split(",")
         print(f"settings: {' '.join(TOY_COMMON)}; per preset: {TOY_PRESET}; seeds {seeds}; "
               f"{TOY_EVAL_SAMPLES} samples from G_ema")
-        rows = toy(presets, datasets, seeds, args.steps, args.out)
+        rows = toy(presets, datasets, seeds, args.steps, args.out, extra)
         table = toy_table(rows)
     elif args.which == "quality":
         presets = (args.presets or "dcgan,wgan-gp,hinge").split(",")
         budgets = [float(b) if "." in b else int(b) for b in (args.budgets or "2,5,10,20").split(",")]
         print(f"settings: fashion-mnist train, presets' defaults, budgets {budgets} process CPU-minutes "
               f"(evaluation excluded), 10000 samples vs 10000 test images, features fmnist, seed {seeds[0]}")
-        rows = quality(presets, budgets, seed=seeds[0])
+        rows = quality(presets, budgets, seed=seeds[0], extra=extra)
         fl = floor(seed=seeds[0])
         table = quality_table(rows, fl)
         rows = {"rows": rows, "floor": fl}

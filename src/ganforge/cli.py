@@ -184,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     s.add_argument("--steps", type=int, default=None, help="override the benchmark's step count")
     s.add_argument("--budgets", default=None, help="CPU-minute budgets for quality (default 2,5,10,20)")
+    s.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: PyTorch's)")
+    s.add_argument("--set", "-s", action="append", metavar="KEY=VALUE", help="extra config overrides")
     s.add_argument("--out", default="runs/bench", help="where benchmark runs go")
     s.add_argument("--json", default=None, help="also write the results as JSON here")
     s.set_defaults(func=cmd_bench)
