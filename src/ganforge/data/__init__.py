@@ -26,6 +26,7 @@ DATASETS.register("ring8", help="8 Gaussians on the unit circle, std 0.01 (PacGA
 DATASETS.register("grid25", help="25 Gaussians on {-4,-2,0,2,4}^2, std 0.05 (PacGAN/VEEGAN)")(_toy_factory("grid25"))
 
 from . import images  # noqa: E402,F401  (registers the image datasets)
+from . import stacked  # noqa: E402,F401  (registers stacked-fmnist)
 
 
 def build_dataset(cfg) -> DataSource:
