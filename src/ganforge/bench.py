@@ -20,15 +20,15 @@ from . import __version__
 # Settings for the 2-D mixtures (PROTOCOLS.md section 1), on top of each preset: MLP nets sized
 # for 2-D data, large batches, and an EMA of G for the final samples.
 TOY_COMMON = [
-    "model.arch=mlp", "model.z_dim=16", "model.init=default",
-    "model.g.hidden=128", "model.g.norm=none", "model.d.hidden=256", "model.d.layers=3",
-    "train.batch_size=256", "train.ema=0.999", "train.log_every=100", "train.sample_every=0",
-    "train.ckpt_every=0", "train.keep_ckpts=1", "train.progress=false",
+    "model.arch=mlp", "model.z_dim=8", "model.g.hidden=64", "model.d.hidden=128",
+    "train.batch_size=256", "train.ema=0.999", "optim.schedule=linear", "optim.lr_g=1e-3", "optim.lr_d=1e-3",
+    "train.log_every=500", "train.sample_every=0", "train.ckpt_every=0", "train.keep_ckpts=1",
+    "train.progress=false",
 ]
 TOY_PRESET = {
-    "vanilla": ["train.steps=3000", "optim.lr_g=2e-4", "optim.lr_d=2e-4"],
-    "wgan-gp": ["train.steps=1500", "optim.lr_g=2e-4", "optim.lr_d=2e-4"],
-    "hinge": ["train.steps=3000", "optim.lr_g=2e-4", "optim.lr_d=2e-4", "model.d.sn=true"],
+    "vanilla": ["train.steps=8000"],
+    "wgan-gp": ["train.steps=4000", "optim.betas=[0.5,0.9]"],
+    "hinge": ["train.steps=10000", "model.d.sn=true", "train.n_critic=2"],
 }
 TOY_EVAL_SAMPLES = 2500
 
