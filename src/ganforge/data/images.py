@@ -269,7 +269,7 @@ def load_split(name: str, split: str = "test", *, root: str | Path | None = None
     root = Path(root).expanduser() if root else default_data_root()
     images, labels = _read_torchvision(ds, root, split == "train", download)
     if limit > 0:
-        images, labels = images[:limit], labels[:limit]
+        images, labels = images[:limit].clone(), labels[:limit].clone()  # free the rest
     if channels == 1:  # fewer channels first: cheaper to resize
         images = convert_channels(images, 1)
     images = resize_images(images, image_size)
