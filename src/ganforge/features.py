@@ -261,3 +261,5 @@ def get_feature_extractor(name: str, device: str | torch.device = "cpu") -> Feat
 
 __all__ = ["FEATURES", "FeatureExtractor", "FmnistFeatures", "FmnistNet", "WEIGHTS_DIR",
            "WeightsError", "get_feature_extractor", "load_verified_state", "sha256_file"]
+
+from . import inception as _inception  # noqa: E402,F401  (registers "inception")
