@@ -18,13 +18,7 @@ from ganforge.metrics import (
 REL = 1e-6  # the protocol's tolerance against the reference packages
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """The matrices here are small: on a busy 2-core machine extra intra-op threads only wait."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small matrices: extra threads only wait
 
 
 def _features(seed: int, n: int, d: int = 32, shift: float = 0.0) -> torch.Tensor:

@@ -16,13 +16,7 @@ from prdc import compute_prdc
 from ganforge.metrics import COVERAGE, DENSITY, METRICS, PRECISION, RECALL, prdc
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """The matrices here are small: on a busy 2-core machine extra intra-op threads only wait."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small matrices: extra threads only wait
 
 
 def reference(real: np.ndarray, fake: np.ndarray, k: int) -> dict[str, float]:

@@ -448,6 +448,11 @@ def train(cfg: Config, *, run_dir: str | Path | None = None, quiet: bool = False
     if not quiet:
         print(f"run folder: {run}\ndata: {state.data.description}\n"
               f"G {info['params']['G']:,} params, D {info['params']['D']:,} params, device {state.device}")
+    return _run(state, run, quiet)
+
+
+def _run(state: RunState, run: Path, quiet: bool) -> Path:
+    """Fit with the run's metrics log open, then record how the session ended."""
     log = MetricsLog(run)
     try:
         result = _fit(state, run, log)
@@ -476,15 +481,7 @@ def resume(run_dir: str | Path, overrides: list[str] | tuple = (), *, quiet: boo
         (run / CONFIG).write_text(cfg.to_yaml())
     if not quiet:
         print(f"resuming {run} from {ckpt.name} (step {state.step} of {cfg.train.steps})")
-    log = MetricsLog(run)
-    try:
-        result = _fit(state, run, log)
-    finally:
-        log.close()
-    write_json_atomic(run / "result.json", result)
-    if not quiet:
-        print(f"{result['reason']}: step {result['step']}; samples: {result['samples']}")
-    return run
+    return _run(state, run, quiet)
 
 
 __all__ = ["train", "resume", "build_state", "train_step", "save", "restore", "RunState",
