@@ -132,3 +132,20 @@ def test_eval_config_is_validated(make_cfg):
         make_cfg("eval.every=10", "eval.metrics=fid,xyz", "eval.ref=fashion-mnist:test")
     with pytest.raises(ConfigError, match="eval.ref"):
         make_cfg("eval.every=10")  # toy data has no test split to compare with
+
+
+def test_eval_modes_on_a_toy_run(train_tiny, tmp_path, capsys):
+    run = train_tiny("train.steps=2")
+    assert main(["eval", str(run), "--metrics", "modes", "--n", "500", "--out", str(tmp_path / "m.json")]) == 0
+    res = json.loads((tmp_path / "m.json").read_text())
+    assert set(res["results"]) == {"modes", "hq_fraction", "reverse_kl"}
+    assert 0 <= res["results"]["modes"] <= 8 and res["provenance"]["step"] == 2
+    # the same numbers as the metric function on the same samples
+    from ganforge import load
+    from ganforge.data.toy import ring8
+    from ganforge.metrics import mode_metrics
+    m = ring8()
+    assert res["results"] == pytest.approx(mode_metrics(load(run).sample(500, seed=0), m.means, m.std))
+    capsys.readouterr()
+    assert main(["eval", str(run), "--metrics", "modes,fid"]) == 2  # no image reference for toy data
+    assert "--ref" in capsys.readouterr().err

@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("eval", help="evaluate a run: FID, KID, precision/recall, density/coverage, IS")
     s.add_argument("run_dir")
-    s.add_argument("--metrics", default="fid,kid,pr,dc,is", help="comma-separated: fid,kid,pr,dc,is")
+    s.add_argument("--metrics", default="fid,kid,pr,dc,is", help="comma-separated: fid,kid,pr,dc,is; modes (toy mixtures, stacked-fmnist)")
     s.add_argument("--features", default="fmnist", help="feature extractor (default fmnist)")
     s.add_argument("--n", type=int, default=10000, help="generated samples (default 10000)")
     s.add_argument("--ref", default=None, help="reference dataset:split (default: the run's dataset, test split)")

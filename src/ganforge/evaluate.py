@@ -36,8 +36,8 @@ def parse_metrics(spec: str | list[str]) -> list[str]:
     for n in (s.strip() for s in names if s.strip()):
         if n not in METRIC_ALIASES:
             from .registry import did_you_mean
-            raise EvalError(f"unknown metric '{n}'{did_you_mean(n, METRIC_ALIASES)}; "
-                            f"choose from: fid, kid, pr, dc, is")
+            raise EvalError(f"unknown metric '{n}'{did_you_mean(n, [*METRIC_ALIASES, 'modes'])}; "
+                            f"choose from: fid, kid, pr, dc, is, modes")
         if METRIC_ALIASES[n] not in out:
             out.append(METRIC_ALIASES[n])
     if not out:
@@ -151,10 +151,42 @@ def evaluate_generator(sample_fn, *, metrics="fid,kid,pr,dc,is", features: str =
             "seconds": {"reference": t1 - t0, "generate_features": t2 - t1, "metrics": t3 - t2}}
 
 
+def mode_results(g, n: int, seed: int = 0) -> dict:
+    """Mode coverage of a run's generator: the PROTOCOLS.md mixtures (modes, % high quality,
+    reverse KL) for ring8 / grid25 / gauss1d, or the 1000 class triples of stacked-fmnist."""
+    from .data.toy import MIXTURES
+    from .metrics import mode_metrics
+    data = g.cfg.data.name
+    if data in MIXTURES:
+        m = MIXTURES[data]()
+        return mode_metrics(g.sample(n, seed=seed), m.means, m.std)
+    if data == "stacked-fmnist":
+        from .data.stacked import stacked_modes
+        return stacked_modes(lambda k, s: g.sample(k, seed=s), n=n, seed=seed)
+    raise EvalError(f"'modes' needs a run on ring8, grid25, gauss1d or stacked-fmnist, not '{data}'")
+
+
 def evaluate_run(run_dir, *, checkpoint=None, ema=None, **kwargs) -> dict:
-    """Evaluate a run folder's generator (newest checkpoint by default)."""
+    """Evaluate a run folder's generator (newest checkpoint by default); ``modes`` among the
+    metrics adds the mode-coverage results of toy mixtures and stacked-fmnist."""
     from .api import load
     g = load(run_dir, checkpoint, ema=ema, device=kwargs.get("device", "cpu"))
+    names = [m.strip() for m in str(kwargs.get("metrics", "")).split(",") if m.strip()]
+    if "modes" in names:
+        names.remove("modes")
+        n, seed = kwargs.get("n", 10000), kwargs.get("seed", 0)
+        res = mode_results(g, n, seed)
+        out = {"results": dict(res), "seconds": {}, "provenance": {"n": n, "seed": seed, "metrics": ["modes"],
+                                                                 "reference": g.cfg.data.name, **environment()}}
+        if names:
+            rest = evaluate_run(run_dir, checkpoint=checkpoint, ema=ema, **{**kwargs, "metrics": ",".join(names)})
+            rest["results"].update(out["results"])
+            rest["provenance"]["metrics"].append("modes")
+            return rest
+        out["provenance"].update({"run": str(run_dir), "checkpoint": str(g.checkpoint), "step": g.step,
+                                  "ema": g.ema, "extractor": "fmnist" if g.cfg.data.name == "stacked-fmnist" else "-",
+                                  "extractor_sha256": "-", "reference_n": 0})
+        return out
     if not kwargs.get("ref"):
         from .data.images import IMAGE_DATASETS
         if g.cfg.data.name not in IMAGE_DATASETS:
