@@ -162,18 +162,6 @@ def speed_table(rows) -> str:
 QUALITY_METRICS = "fid,kid,pr,dc,is"
 
 
-def _state_sampler(state):
-    from .nets import sample_latent
-    net = state.sampler_net
-
-    @torch.no_grad()
-    def sample(k, seed):
-        g = torch.Generator().manual_seed(seed)
-        z = sample_latent(state.cfg.model.latent, k, state.cfg.model.z_dim, generator=g)
-        return net(z.to(state.device)).cpu()
-    return net, sample
-
-
 def quality(presets, budgets_min=(2, 5, 10, 20), n: int = 10000, seed: int = 0,
             extra: list[str] | None = None) -> list[dict]:
     """Train each preset on Fashion-MNIST and evaluate it when its process CPU time passes each
@@ -181,7 +169,7 @@ def quality(presets, budgets_min=(2, 5, 10, 20), n: int = 10000, seed: int = 0,
     from .config import resolve
     from .evaluate import evaluate_generator
     from .features import get_feature_extractor
-    from .train import Reporter, build_state, train_step
+    from .train import Reporter, build_state, seeded_sampler, train_step
 
     ext = get_feature_extractor("fmnist")
     rows = []
@@ -199,7 +187,8 @@ def quality(presets, budgets_min=(2, 5, 10, 20), n: int = 10000, seed: int = 0,
                 cpu += time.process_time() - c0
                 if state.step % 200 == 0:
                     rep.flush()
-            net, sample = _state_sampler(state)
+            net = state.sampler_net
+            sample = seeded_sampler(net, state.cfg, state.device)
             net.eval()
             out = evaluate_generator(sample, metrics=QUALITY_METRICS, n=n, ref="fashion-mnist:test",
                                      extractor=ext, seed=seed, progress=False)

@@ -287,6 +287,16 @@ def write_samples(state: RunState, run_dir: Path, z: torch.Tensor, name: str) ->
     return path
 
 
+def seeded_sampler(net: nn.Module, cfg: Config, device):
+    """``sample(k, seed) -> (k, *shape)`` drawing the latent from a CPU generator seeded by ``seed``
+    (the sampler convention of :func:`ganforge.evaluate.evaluate_generator`)."""
+    @torch.no_grad()
+    def sample(k: int, seed: int) -> torch.Tensor:
+        z = sample_latent(cfg.model.latent, k, cfg.model.z_dim, generator=torch.Generator().manual_seed(seed))
+        return net(z.to(device))
+    return sample
+
+
 class PeriodicEval:
     """Evaluation during training (``eval.every``): logs metrics and keeps the best checkpoint."""
 
@@ -305,14 +315,8 @@ class PeriodicEval:
         net = state.sampler_net
         was_training = net.training
         net.eval()
-
-        def sample(k, seed):
-            g = torch.Generator().manual_seed(seed)
-            z = sample_latent(state.cfg.model.latent, k, state.cfg.model.z_dim, generator=g)
-            with torch.no_grad():
-                return net(z.to(state.device))
         try:
-            out = evaluate_generator(sample, metrics=e.metrics, n=e.n, ref=e.ref or f"{state.cfg.data.name}:test",
+            out = evaluate_generator(seeded_sampler(net, state.cfg, state.device), metrics=e.metrics, n=e.n, ref=e.ref or f"{state.cfg.data.name}:test",
                                      extractor=self.extractor, progress=False)
         finally:
             net.train(was_training)
