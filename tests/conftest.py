@@ -35,6 +35,8 @@ TINY_TOY = (
 TINY_NET_KWARGS = {
     "mlp": ({"hidden": 16}, {"hidden": 16}),
     "dcgan": ({"width": 8}, {"width": 8}),
+    "resnet": ({"width": 8}, {"width": 8}),
+    "biggan": ({"width": 8, "shared_dim": 8}, {"width": 8}),
 }
 
 _unique = itertools.count()
@@ -94,6 +96,29 @@ def image_dataset(monkeypatch):
 
         def factory(cfg):
             return InMemorySource(data, seed=cfg.seed, description=f"{n} random images {shape}")
+
+        monkeypatch.setitem(DATASETS._items, name, factory)
+        return name
+
+    return register
+
+
+@pytest.fixture
+def labelled_dataset(monkeypatch):
+    """``labelled_dataset(shape=(1, 28, 28), n=60, classes=3)``: random uint8 images whose
+    brightness depends on the label, registered for this test only; returns the name."""
+    from ganforge.data import DATASETS, InMemorySource
+
+    def register(shape=(1, 28, 28), n: int = 60, classes: int = 3) -> str:
+        name = f"test-labelled-{next(_unique)}"
+        g = torch.Generator().manual_seed(4321)
+        labels = torch.arange(n) % classes
+        data = (torch.randint(0, 64, (n, *shape), generator=g) + labels.view(-1, *([1] * len(shape))) * 64)
+        data = data.to(torch.uint8)
+
+        def factory(cfg):
+            return InMemorySource(data, labels, seed=cfg.seed, num_classes=classes,
+                                  description=f"{n} labelled random images {shape}")
 
         monkeypatch.setitem(DATASETS._items, name, factory)
         return name

@@ -20,7 +20,8 @@ def _user_errors():
     from .evaluate import EvalError
     from .features import WeightsError
     from .train import TrainingDiverged
-    return (ConfigError, DataError, UnknownNameError, RunDirError, CheckpointError, TrainingDiverged,
+    from .api import UsageError
+    return (UsageError, ConfigError, DataError, UnknownNameError, RunDirError, CheckpointError, TrainingDiverged,
             EvalError, WeightsError)
 
 
@@ -71,11 +72,25 @@ def cmd_train(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from .api import load
+    import torch
+
+    from .api import UsageError, load
     from .viz import save_grid, save_samples
     g = load(args.run_dir, args.checkpoint, ema=False if args.no_ema else None)
-    x = g.sample(args.n, seed=args.seed)
-    out = Path(args.out) if args.out else Path(args.run_dir) / f"sample-step{g.step}-seed{args.seed}.png"
+    if args.class_ is not None and not g.conditional:
+        raise UsageError("--class needs a class-conditional model (the run had model.conditional=false)")
+    nrow = args.nrow
+    if g.conditional and args.class_ is None and not args.separate:
+        # a class-by-sample grid: one row per class, n // classes samples in each
+        per = max(1, args.n // g.num_classes)
+        labels = torch.arange(g.num_classes).repeat_interleave(per)
+        x = g.sample(len(labels), seed=args.seed, labels=labels, truncation=args.truncation)
+        nrow = nrow or per
+    else:
+        x = g.sample(args.n, seed=args.seed, labels=args.class_, truncation=args.truncation)
+    tag = (f"-class{args.class_}" if args.class_ is not None else "") + \
+        (f"-trunc{args.truncation:g}" if args.truncation else "")
+    out = Path(args.out) if args.out else Path(args.run_dir) / f"sample-step{g.step}-seed{args.seed}{tag}.png"
     if args.separate:
         out.mkdir(parents=True, exist_ok=True)
         if x.dim() != 4:
@@ -88,10 +103,71 @@ def cmd_sample(args) -> int:
         return 0
     out.parent.mkdir(parents=True, exist_ok=True)
     if x.dim() == 4:
-        save_grid(x, out, nrow=args.nrow)
+        save_grid(x, out, nrow=nrow)
     else:
         save_samples(x, out)
     print(f"wrote {out} ({len(x)} samples, step {g.step}{', EMA' if g.ema else ''}, seed {args.seed})")
+    return 0
+
+
+def cmd_interpolate(args) -> int:
+    from .api import UsageError, load
+    from .tools import interpolation_frames, save_strip_and_gif
+    g = load(args.run_dir, args.checkpoint, ema=False if args.no_ema else None)
+    classes = None
+    if args.classes:
+        try:
+            classes = tuple(int(c) for c in args.classes.split(","))
+        except ValueError:
+            classes = ()
+        if len(classes) != 2:
+            raise UsageError(f"--classes takes two class numbers like 3,7, got {args.classes!r}")
+    frames = interpolation_frames(g, steps=args.steps, rows=args.rows, seed=args.seed, mode=args.mode,
+                                  classes=classes, truncation=args.truncation)
+    stem = Path(args.out) if args.out else Path(args.run_dir) / (
+        f"interp-step{g.step}-seed{args.seed}-{args.mode}" + (f"-classes{classes[0]}-{classes[1]}" if classes else ""))
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    png, gif = stem.with_suffix(".png"), stem.with_suffix(".gif")
+    save_strip_and_gif(frames, png, gif)
+    print(f"wrote {png} and {gif} ({args.rows} walks x {args.steps} steps, {args.mode}, step {g.step})")
+    return 0
+
+
+def _translate(args, expect: str) -> int:
+    from .api import UsageError, load
+    from .tools import translate_files
+    g = load(args.run_dir, args.checkpoint, ema=False if args.no_ema else None)
+    is_sr = g.data_kind == "paired" and g.args.get("cond_shape") and \
+        tuple(g.args["cond_shape"][1:]) != tuple(g.args["out_shape"][1:])
+    if g.data_kind not in ("paired", "unpaired"):
+        raise UsageError(f"{args.run_dir} is a noise-to-image model; use `ganforge sample`")
+    if expect == "upscale" and not is_sr:
+        raise UsageError(f"{args.run_dir} is not a super-resolution model; use `ganforge translate`")
+    out = Path(args.out)
+    files = translate_files(g, args.inputs, out, direction=getattr(args, "direction", "ab"),
+                            side_by_side=args.side_by_side)
+    print(f"wrote {len(files)} images to {out}/ (step {g.step}{', EMA' if g.ema else ''})")
+    return 0
+
+
+def cmd_translate(args) -> int:
+    return _translate(args, "translate")
+
+
+def cmd_upscale(args) -> int:
+    return _translate(args, "upscale")
+
+
+def cmd_synthesize(args) -> int:
+    from .api import load
+    from .tools import synthesize
+    g = load(args.run_dir, args.checkpoint, ema=False if args.no_ema else None)
+    names = None
+    from .data.images import IMAGE_DATASETS
+    if g.cfg.data.name in IMAGE_DATASETS:
+        names = list(IMAGE_DATASETS[g.cfg.data.name].classes)
+    counts = synthesize(g, args.per_class, args.out, seed=args.seed, truncation=args.truncation, class_names=names)
+    print(f"wrote {sum(counts.values())} images in {len(counts)} class folders to {args.out}/ (step {g.step})")
     return 0
 
 
@@ -157,7 +233,49 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--nrow", type=int, default=None, help="images per grid row")
     s.add_argument("--separate", action="store_true", help="write one PNG per sample into --out")
     s.add_argument("--no-ema", action="store_true", help="use G's raw weights even if EMA was kept")
+    s.add_argument("--class", dest="class_", type=int, default=None,
+                   help="class-conditional models: only this class (default: a class-by-sample grid)")
+    s.add_argument("--truncation", type=float, default=None,
+                   help="truncation trick: redraw latent coordinates beyond this value (e.g. 0.7)")
     s.set_defaults(func=cmd_sample)
+
+    s = sub.add_parser("interpolate", help="latent (or class) interpolation: a PNG strip and an animated GIF")
+    s.add_argument("run_dir")
+    s.add_argument("--steps", type=int, default=8, help="images per walk (default 8)")
+    s.add_argument("--rows", type=int, default=4, help="number of walks (default 4)")
+    s.add_argument("--mode", choices=["slerp", "lerp"], default="slerp")
+    s.add_argument("--classes", default=None, help="conditional models: walk between two classes, e.g. 3,7")
+    s.add_argument("--truncation", type=float, default=None)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", "-o", help="output path without suffix (default RUN_DIR/interp-...)")
+    s.add_argument("--checkpoint", help="step number or checkpoint folder (default: newest)")
+    s.add_argument("--no-ema", action="store_true")
+    s.set_defaults(func=cmd_interpolate)
+
+    for name, helptext, func in (("translate", "image-to-image: run a pix2pix / CycleGAN model on image files",
+                                  cmd_translate),
+                                 ("upscale", "super-resolution: upscale image files with an SR model", cmd_upscale)):
+        s = sub.add_parser(name, help=helptext)
+        s.add_argument("run_dir")
+        s.add_argument("inputs", nargs="+", help="image files or folders")
+        s.add_argument("--out", "-o", required=True, help="output folder (outputs keep the input names, as PNG)")
+        if name == "translate":
+            s.add_argument("--direction", choices=["ab", "ba"], default="ab",
+                           help="CycleGAN: A->B (default) or B->A")
+        s.add_argument("--side-by-side", action="store_true", help="write input | output pairs")
+        s.add_argument("--checkpoint", help="step number or checkpoint folder (default: newest)")
+        s.add_argument("--no-ema", action="store_true")
+        s.set_defaults(func=func)
+
+    s = sub.add_parser("synthesize", help="a labelled synthetic dataset (ImageFolder layout) from a conditional model")
+    s.add_argument("run_dir")
+    s.add_argument("--per-class", type=int, required=True, help="images per class")
+    s.add_argument("--out", "-o", required=True, help="output folder: OUT/<class>/NNNNN.png")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--truncation", type=float, default=None)
+    s.add_argument("--checkpoint", help="step number or checkpoint folder (default: newest)")
+    s.add_argument("--no-ema", action="store_true")
+    s.set_defaults(func=cmd_synthesize)
 
     s = sub.add_parser("eval", help="evaluate a run: FID, KID, precision/recall, density/coverage, IS")
     s.add_argument("run_dir")
@@ -177,8 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--root", help="data root (default $GANFORGE_DATA or ~/.cache/ganforge/data)")
     s.set_defaults(func=cmd_data)
 
-    s = sub.add_parser("bench", help="benchmarks: toy (mode coverage), speed, quality (FID at CPU budgets), floor")
-    s.add_argument("which", choices=["toy", "speed", "quality", "floor"])
+    s = sub.add_parser("bench", help="benchmarks: toy (mode coverage), speed, quality (FID at CPU budgets), floor, "
+                                     "soak (RSS over a long run), reliability (resume, kill -9, bad inputs)")
+    s.add_argument("which", choices=["toy", "speed", "quality", "floor", "soak", "reliability"])
+    s.add_argument("--minutes", type=float, default=None, help="soak: wall-minutes of training (default 30)")
     s.add_argument("--presets", default=None, help="comma-separated presets")
     s.add_argument("--datasets", default=None, help="comma-separated toy datasets (toy)")
     s.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")

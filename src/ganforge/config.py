@@ -42,6 +42,7 @@ class ModelConfig:
     latent: str = "normal"  # latent distribution: normal | uniform (on [-1, 1])
     init: str = "normal"  # weight initialisation (see `ganforge inits`); "default" keeps PyTorch's
     init_gain: float = 0.02  # std for normal, bound for uniform, gain for xavier/orthogonal
+    conditional: bool = False  # class-conditional G and D (the dataset's labels reach both nets)
     g: dict = field(default_factory=dict)  # extra generator arguments (checked against its signature)
     d: dict = field(default_factory=dict)  # extra discriminator arguments
 
@@ -52,6 +53,21 @@ class LossConfig:
     penalties: dict = field(default_factory=dict)  # regularizer name -> weight, e.g. {gp: 10}
     penalty_every: int = 1  # apply penalties every N D-steps, weight scaled by N (lazy regularisation)
     clip: float = 0.0  # clip D weights to [-clip, clip] after each D step (WGAN); 0 = off
+    smooth: float = 0.0  # one-sided label smoothing: real target 1 - smooth (minimax / ns losses)
+    terms: dict = field(default_factory=dict)  # extra loss terms name -> weight, e.g. {l1: 100}
+    adv_weight: float = 1.0  # weight of the adversarial term in G's loss (SRGAN: 1e-3 beside content)
+    pool: int = 0  # history of generated images shown to D (CycleGAN: 50); 0 = the newest only
+
+
+@dataclass
+class AugmentConfig:
+    policy: str = ""  # DiffAugment policy for D's inputs (real and fake), e.g. color,translation,cutout
+    p: float = -1.0  # probability of augmenting each sample; -1 = 1 for a fixed p, 0 as ADA's start
+    ada_target: float = 0.0  # ADA: adapt p towards E[sign(D(x))] = target (0.6); 0 = fixed p
+    ada_interval: int = 4  # ADA: adjust p every N D steps
+    ada_kimg: float = 500.0  # ADA: thousands of real images for p to move from 0 to 1
+    noise: float = 0.0  # instance noise: std of Gaussian noise added to D's inputs, annealed to 0
+    noise_steps: int = 0  # steps over which the noise anneals to 0; 0 = train.steps
 
 
 @dataclass
@@ -106,6 +122,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -180,6 +197,90 @@ PRESETS: dict[str, tuple[str, dict]] = {
         "Hinge loss (Lim & Ye 2017; Miyato et al. 2018) on DCGAN nets, Adam(0.5, 0.999)",
         {"model": {"arch": "dcgan"}, "loss": {"name": "hinge"},
          "optim": {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]}},
+    ),
+    # -- modern and conditional GANs ---------------------------------------------------------
+    "sngan": (
+        "Miyato et al. 2018: ResNet G/D, spectral norm in D, hinge loss, n_critic 5, Adam(2e-4; 0, 0.9)",
+        {"model": {"arch": "resnet", "init": "xavier", "init_gain": 1.0},
+         "loss": {"name": "hinge"},
+         "optim": {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.0, 0.9]},
+         "train": {"n_critic": 5}},
+    ),
+    "cgan": (
+        "Mirza & Osindero 2014: the label concatenated to G's input and to D's input (DCGAN nets)",
+        {"model": {"arch": "dcgan", "conditional": True, "d": {"cond": "concat"}},
+         "loss": {"name": "ns"}, "optim": {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]}},
+    ),
+    "acgan": (
+        "Odena et al. 2017: D also classifies (auxiliary cross-entropy on real and generated), DCGAN nets",
+        {"model": {"arch": "dcgan", "conditional": True, "d": {"cond": "acgan"}},
+         "loss": {"name": "ns", "terms": {"aux": 1.0}},
+         "optim": {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]}},
+    ),
+    "projection": (
+        "Miyato & Koyama 2018: projection D + class-conditional BN in G, ResNet nets with spectral "
+        "norm, hinge loss, n_critic 5",
+        {"model": {"arch": "resnet", "conditional": True, "init": "xavier", "init_gain": 1.0},
+         "loss": {"name": "hinge"},
+         "optim": {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.0, 0.9]},
+         "train": {"n_critic": 5}},
+    ),
+    "projection-dcgan": (
+        "projection D and class-conditional G on DCGAN nets, hinge loss, one D step: the CPU-budget "
+        "conditional preset",
+        {"model": {"arch": "dcgan", "conditional": True, "d": {"cond": "projection"}},
+         "loss": {"name": "hinge"},
+         "optim": {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]}},
+    ),
+    "biggan": (
+        "Brock et al. 2019, small: shared class embedding + hierarchical z into conditional BN, "
+        "self-attention, SN in G and D, orthogonal reg. 1e-4, TTUR (5e-5 / 2e-4), 2 D steps, EMA",
+        {"model": {"arch": "biggan", "conditional": True, "init": "orthogonal", "init_gain": 1.0,
+                   "z_dim": 120},
+         "loss": {"name": "hinge", "terms": {"ortho": 1e-4}},
+         "optim": {"name": "adam", "lr_g": 5e-5, "lr_d": 2e-4, "betas": [0.0, 0.999]},
+         "train": {"n_critic": 2, "ema": 0.999}},
+    ),
+    "pacgan": (
+        "Lin et al. 2018: DCGAN with a packed discriminator (D judges 2 samples at a time)",
+        {"model": {"arch": "dcgan", "d": {"pack": 2}}, "loss": {"name": "ns"},
+         "optim": {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]}},
+    ),
+    # -- image-to-image ------------------------------------------------------------------------
+    "pix2pix": (
+        "Isola et al. 2017: U-Net G, conditional PatchGAN D, adversarial + 100 x L1; edges -> item",
+        {"data": {"name": "fmnist-edges"},
+         "model": {"arch": "pix2pix", "z_dim": 0, "init": "normal", "init_gain": 0.02},
+         "loss": {"name": "ns", "terms": {"l1": 100.0}},
+         "optim": {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]},
+         "train": {"batch_size": 16}, "eval": {"best": ""}},
+    ),
+    "deblur": (
+        "pix2pix machinery on blurred -> sharp Fashion-MNIST pairs",
+        {"data": {"name": "fmnist-blur"},
+         "model": {"arch": "pix2pix", "z_dim": 0, "init": "normal", "init_gain": 0.02},
+         "loss": {"name": "ns", "terms": {"l1": 100.0}},
+         "optim": {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]},
+         "train": {"batch_size": 16}, "eval": {"best": ""}},
+    ),
+    "cyclegan": (
+        "Zhu et al. 2017: two ResNet Gs, two PatchGAN Ds, LSGAN loss, cycle 10, identity 0.5, "
+        "pool of 50, linear decay over the second half; sneakers <-> ankle boots",
+        {"data": {"name": "fmnist-shoes"},
+         "model": {"arch": "cyclegan", "z_dim": 0, "init": "normal", "init_gain": 0.02},
+         "loss": {"name": "ls", "terms": {"cycle": 10.0, "identity": 0.5}, "pool": 50},
+         "optim": {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999], "schedule": "linear",
+                   "decay_start": 0.5},
+         "train": {"batch_size": 8}, "eval": {"best": ""}},
+    ),
+    "srgan": (
+        "Ledig et al. 2017: SRResNet G (pixel shuffle), strided-conv D, MSE + feature content loss "
+        "+ 1e-3 x adversarial; 7x7 -> 28x28 (x4)",
+        {"data": {"name": "fmnist-sr4"},
+         "model": {"arch": "srgan", "z_dim": 0, "init": "kaiming"},
+         "loss": {"name": "ns", "terms": {"l2": 1.0, "feature": 0.01}, "adv_weight": 1e-3},
+         "optim": {"name": "adam", "lr_g": 1e-4, "lr_d": 1e-4, "betas": [0.9, 0.999]},
+         "train": {"batch_size": 16}, "eval": {"best": ""}},
     ),
 }
 
@@ -383,10 +484,11 @@ def validate(cfg: Config) -> Config:
     from .nets import INITS, LATENTS, NETS
 
     name = cfg.data.name
-    if not name.startswith("folder:"):
-        _choice("data.name", name, list(DATASETS.keys()) + ["folder:PATH"])
-    elif not name[len("folder:"):]:
-        raise ConfigError("data.name: folder: needs a path, e.g. folder:/data/faces")
+    prefix = next((p for p in ("folder:", "paired:", "unpaired:") if name.startswith(p)), None)
+    if prefix is None:
+        _choice("data.name", name, list(DATASETS.keys()) + ["folder:PATH", "paired:PATH", "unpaired:PATH"])
+    elif not name[len(prefix):]:
+        raise ConfigError(f"data.name: {prefix} needs a path, e.g. {prefix}/data/images")
     _positive("data.image_size", cfg.data.image_size, allow_zero=True)
     if cfg.data.channels not in (0, 1, 3):
         raise ConfigError(f"data.channels: must be 0 (dataset's own), 1 or 3, got {cfg.data.channels}")
@@ -395,7 +497,8 @@ def validate(cfg: Config) -> Config:
     _choice("model.arch", cfg.model.arch, NETS.keys())
     _choice("model.latent", cfg.model.latent, LATENTS)
     _choice("model.init", cfg.model.init, INITS.keys())
-    _positive("model.z_dim", cfg.model.z_dim)
+    image_to_image = set(NETS.get(cfg.model.arch).kinds) <= {"paired", "unpaired"}
+    _positive("model.z_dim", cfg.model.z_dim, allow_zero=image_to_image)  # pix2pix: dropout is the noise
     _positive("model.init_gain", cfg.model.init_gain)
 
     _choice("loss.name", cfg.loss.name, losses.LOSSES.keys())
@@ -406,6 +509,33 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"loss.penalties.{pname}: weight must be a number >= 0, got {weight!r}")
     _positive("loss.penalty_every", cfg.loss.penalty_every)
     _positive("loss.clip", cfg.loss.clip, allow_zero=True)
+    if not 0 <= cfg.loss.smooth < 1:
+        raise ConfigError(f"loss.smooth: must be in [0, 1), got {cfg.loss.smooth}")
+    if cfg.loss.smooth and not losses.LOSSES.get(cfg.loss.name).probabilistic:
+        raise ConfigError(f"loss.smooth: label smoothing needs a probabilistic loss (minimax, ns), "
+                          f"not '{cfg.loss.name}'")
+    from .objective import term_names
+    for tname, weight in cfg.loss.terms.items():
+        _choice("loss.terms", tname, term_names())
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) \
+                or weight < 0:
+            raise ConfigError(f"loss.terms.{tname}: weight must be a number >= 0, got {weight!r}")
+    _positive("loss.pool", cfg.loss.pool, allow_zero=True)
+    _positive("loss.adv_weight", cfg.loss.adv_weight, allow_zero=True)
+
+    a = cfg.augment
+    if a.policy:
+        from .augment import AUGMENTATIONS
+        for part in a.policy.split(","):
+            _choice("augment.policy", part.strip(), AUGMENTATIONS.keys())
+    if not (0 <= a.p <= 1 or a.p == -1):
+        raise ConfigError(f"augment.p: must be in [0, 1] (or -1 for the default), got {a.p}")
+    if not 0 <= a.ada_target < 1:
+        raise ConfigError(f"augment.ada_target: must be in [0, 1), got {a.ada_target}")
+    _positive("augment.ada_interval", a.ada_interval)
+    _positive("augment.ada_kimg", a.ada_kimg)
+    _positive("augment.noise", a.noise, allow_zero=True)
+    _positive("augment.noise_steps", a.noise_steps, allow_zero=True)
 
     _choice("optim.name", cfg.optim.name, optim.OPTIMIZERS.keys())
     _positive("optim.lr_g", cfg.optim.lr_g)

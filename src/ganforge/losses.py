@@ -33,9 +33,17 @@ LOSSES = Registry("loss", check=lambda o: isinstance(o, AdversarialLoss))
 
 # -- minimax / non-saturating (Goodfellow et al. 2014) --------------------------------------
 
-def d_minimax(*, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-    """-V(D, G) = -E[log sigmoid(r)] - E[log(1 - sigmoid(f))] = E[softplus(-r)] + E[softplus(f)]."""
-    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+def d_minimax(*, real_logits: Tensor, fake_logits: Tensor, smooth: float = 0.0) -> Tensor:
+    """-V(D, G) = -E[log sigmoid(r)] - E[log(1 - sigmoid(f))] = E[softplus(-r)] + E[softplus(f)].
+
+    ``smooth`` > 0 is one-sided label smoothing (Salimans et al. 2016): the real target becomes
+    1 - smooth, i.e. the real term is the cross-entropy (1 - s) softplus(-r) + s softplus(r);
+    fake targets stay 0.
+    """
+    real_term = F.softplus(-real_logits)
+    if smooth:
+        real_term = (1.0 - smooth) * real_term + smooth * F.softplus(real_logits)
+    return real_term.mean() + F.softplus(fake_logits).mean()
 
 
 def g_minimax(*, fake_logits: Tensor) -> Tensor:

@@ -25,7 +25,8 @@ def interpolate(real: Tensor, fake: Tensor, alpha: Tensor | None = None,
     """
     b = real.shape[0]
     if alpha is None:
-        alpha = torch.rand(b, generator=generator, device="cpu").to(real.device, real.dtype)
+        dev = generator.device if generator is not None else real.device
+        alpha = torch.rand(b, generator=generator, device=dev).to(real.device, real.dtype)
     alpha = alpha.reshape(b, *([1] * (real.dim() - 1)))  # (B, 1, 1, 1) for images
     return alpha * real.detach() + (1.0 - alpha) * fake.detach()
 
@@ -64,6 +65,21 @@ def r1_penalty(*, critic, real: Tensor, fake: Tensor | None = None, generator=No
 def r2_penalty(*, critic, real: Tensor | None = None, fake: Tensor, generator=None) -> Tensor:
     """R2: 1/2 E[||grad D(G(z))||^2] on generated samples; its weight is gamma."""
     return 0.5 * input_grad_norm(critic, fake).pow(2).mean()
+
+
+@REGULARIZERS.register("cr")
+def consistency_penalty(*, critic, real: Tensor, fake: Tensor, generator=None) -> Tensor:
+    """Balanced consistency regularisation (Zhang et al. 2020; Zhao et al. 2021):
+    E[(D(x) - D(T(x)))^2] + E[(D(G(z)) - D(T(G(z))))^2] with T a random translation (up to 1/8
+    of the image) and cutout of each image; on vectors T is the identity, so use it on images."""
+    from .augment import diff_augment
+    total = real.new_zeros(())
+    for x in (real.detach(), fake.detach()):
+        if x.dim() != 4:
+            continue
+        t = diff_augment(x, "translation,cutout", p=1.0, generator=generator)
+        total = total + (critic(x) - critic(t)).pow(2).mean()
+    return total
 
 
 @torch.no_grad()

@@ -27,8 +27,8 @@ from . import __version__
 from .checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import Config, ConfigError, apply_override, validate
 from .data import DataSource, build_dataset
-from .nets import build_nets, count_params, sample_latent
-from .objective import GANObjective
+from .nets import NETS, build_nets, count_params, sample_latent
+from .objective import Objective, build_objective
 from .optim import build_optimizers, build_schedulers
 from .rundir import (CHECKPOINTS, CONFIG, RUN_INFO, SAMPLES, MetricsLog, RunDirError, check_run_dir,
                      create_run_dir, write_json_atomic)
@@ -61,7 +61,7 @@ class RunState:
     opt_d: torch.optim.Optimizer
     sched_g: torch.optim.lr_scheduler.LRScheduler
     sched_d: torch.optim.lr_scheduler.LRScheduler
-    objective: GANObjective
+    objective: Objective
     z_gen: torch.Generator  # latent draws and penalty interpolation coefficients
     g_args: dict
     d_args: dict
@@ -86,7 +86,8 @@ def build_state(cfg: Config, device: torch.device | None = None) -> RunState:
     device = device or pick_device(cfg.train.device)
     seed_everything(cfg.seed)
     data = build_dataset(cfg)
-    G, D, g_args, d_args = build_nets(cfg.model, data.shape, data.num_classes, data.kind)
+    G, D, g_args, d_args = build_nets(cfg.model, data.shape, data.num_classes, data.kind,
+                                      getattr(data, "cond_shape", None))
     G, D = G.to(device), D.to(device)
     G_ema = None
     if cfg.train.ema > 0:
@@ -95,7 +96,8 @@ def build_state(cfg: Config, device: torch.device | None = None) -> RunState:
     opt_g, opt_d = build_optimizers(cfg, G, D)
     sched_g, sched_d = build_schedulers(cfg, opt_g, opt_d)
     z_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
-    objective = GANObjective(cfg.loss, generator=z_gen)
+    objective = build_objective(cfg, NETS.get(cfg.model.arch).objective, generator=z_gen, device=device,
+                                data=data)
     return RunState(cfg, device, data, G, D, G_ema, opt_g, opt_d, sched_g, sched_d, objective, z_gen,
                     g_args, d_args)
 
@@ -133,7 +135,8 @@ def save(state: RunState, run_dir: Path, *, folder: str = CHECKPOINTS, keep: int
     extra = {"step": state.step, "d_steps": state.d_steps, "images_seen": state.images_seen,
              "opt_g": state.opt_g.state_dict(), "opt_d": state.opt_d.state_dict(),
              "sched_g": state.sched_g.state_dict(), "sched_d": state.sched_d.state_dict(),
-             "data": state.data.state_dict(), "rng": _rng_state(state)}
+             "data": state.data.state_dict(), "objective": state.objective.state_dict(),
+             "rng": _rng_state(state)}
     if state.G_ema is not None:
         extra["ema_n_averaged"] = state.G_ema.n_averaged.detach().cpu()
     meta = {"step": state.step, "arch": state.cfg.model.arch, "g_args": state.g_args,
@@ -160,6 +163,7 @@ def restore(state: RunState, ckpt: Path) -> None:
     state.sched_g.load_state_dict(extra["sched_g"])
     state.sched_d.load_state_dict(extra["sched_d"])
     state.data.load_state_dict(extra["data"])
+    state.objective.load_state_dict(extra.get("objective", {}))
     _set_rng_state(state, extra["rng"])
     state.step, state.d_steps, state.images_seen = extra["step"], extra["d_steps"], extra["images_seen"]
 
@@ -218,37 +222,43 @@ class Reporter:
         return dict(zip(keys, means.tolist()))
 
 
-def train_step(state: RunState, report: Reporter) -> None:
-    """One generator step: n_critic D steps, then one G step, then the EMA update."""
-    cfg, G, D, dev = state.cfg, state.G, state.D, state.device
-    B = cfg.train.batch_size
-    latent = lambda: sample_latent(cfg.model.latent, B, cfg.model.z_dim, generator=state.z_gen, device=dev)
+def _to(batch, device):
+    return tuple(t.to(device, non_blocking=True) if t is not None else None for t in batch)
 
-    # --- D phase: n_critic updates of D on fresh real and generated batches
+
+def train_step(state: RunState, report: Reporter) -> None:
+    """One generator step: n_critic D steps, then one G step, then the EMA update.
+
+    With one D step per G step the G phase reuses the D phase's generated batch (one G forward
+    per iteration, as in DCGAN); with more it draws a fresh one (as in WGAN).
+    """
+    cfg, G, D, obj = state.cfg, state.G, state.D, state.objective
+    B, n_critic = cfg.train.batch_size, cfg.train.n_critic
+    reuse = n_critic == 1
+
+    # --- D phase: n_critic updates of D, each on a fresh real batch and a generated one
     D.requires_grad_(True)
-    for _ in range(cfg.train.n_critic):
-        real, y = state.data.next(B)
-        real = real.to(dev, non_blocking=True)  # (B, *data.shape)
-        with torch.no_grad():
-            fake = G(latent())
-        loss_d, stats = state.objective.d_loss(D, real, fake, d_step=state.d_steps)
+    for i in range(n_critic):
+        batch = _to(state.data.next(B), state.device)  # (x (B, *shape), y labels / input images / None)
+        loss_d, stats, fake = obj.d_loss(G, D, batch, d_step=state.d_steps, keep_fake=reuse)
         state.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         stats["grad/D"] = _grad_norm(D)
         state.opt_d.step()
-        state.objective.after_d_step(D)
+        obj.after_d_step(D)
         state.d_steps += 1
         state.images_seen += B
         report.add(stats)
 
-    # --- G phase: one update of G through the (frozen) D
+    # --- G phase: one update of G through the (frozen) D, on the last batch's conditions
     D.requires_grad_(False)
-    loss_g, stats = state.objective.g_loss(D, G(latent()))
+    loss_g, stats = obj.g_loss(G, D, batch, fake=fake if reuse else None, step=state.step)
     state.opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     stats["grad/G"] = _grad_norm(G)
     state.opt_g.step()
     report.add(stats)
+    report.add(obj.stats())
 
     state.sched_g.step()
     state.sched_d.step()
@@ -263,37 +273,42 @@ def train_step(state: RunState, report: Reporter) -> None:
     state.step += 1
 
 
-def fixed_latent(cfg: Config, device, n: int | None = None) -> torch.Tensor:
-    """The latent batch used for every sample grid of a run (same picture-to-picture)."""
-    g = torch.Generator().manual_seed(cfg.seed + 12345)
-    n = cfg.train.grid_size if n is None else n
-    return sample_latent(cfg.model.latent, n, cfg.model.z_dim, generator=g).to(device)
+def fixed_inputs(state: RunState) -> dict:
+    """The inputs of every sample picture of a run (the same from picture to picture)."""
+    n = state.cfg.train.grid_size if state.data.kind == "image" else 1000  # toy plots need many points
+    return state.objective.fixed_inputs(state.data, n, seed=state.cfg.seed + 12345)
 
 
 @torch.no_grad()
-def write_samples(state: RunState, run_dir: Path, z: torch.Tensor, name: str) -> Path:
+def write_samples(state: RunState, run_dir: Path, fixed: dict, name: str) -> Path:
     net = state.sampler_net
     was_training = net.training
     net.eval()
-    x = net(z).cpu()
-    net.train(was_training)
+    try:
+        x, nrow = state.objective.preview(net, fixed, state.device)
+    finally:
+        net.train(was_training)
     real = None
-    if state.data.kind == "vector":  # show the data beside the samples
-        gen = torch.Generator().manual_seed(0)
-        real = state.data.mixture.sample(2000, gen)[0] if hasattr(state.data, "mixture") else None
+    if state.data.kind == "vector" and hasattr(state.data, "mixture"):  # show the data beside the samples
+        real = state.data.mixture.sample(2000, torch.Generator().manual_seed(0))[0]
     path = Path(run_dir) / SAMPLES / f"{name}.png"
     path.parent.mkdir(exist_ok=True)
-    save_samples(x, path, real)
+    save_samples(x.cpu(), path, real, nrow=nrow)
     return path
 
 
-def seeded_sampler(net: nn.Module, cfg: Config, device):
-    """``sample(k, seed) -> (k, *shape)`` drawing the latent from a CPU generator seeded by ``seed``
-    (the sampler convention of :func:`ganforge.evaluate.evaluate_generator`)."""
+def seeded_sampler(net: nn.Module, cfg: Config, device, num_classes: int = 0):
+    """``sample(k, seed) -> (k, *shape)`` drawing the latent (then, for class-conditional models,
+    uniform labels) from a CPU generator seeded by ``seed`` (the sampler convention of
+    :func:`ganforge.evaluate.evaluate_generator`)."""
+    conditional = bool(cfg.model.conditional) and num_classes > 0
+
     @torch.no_grad()
     def sample(k: int, seed: int) -> torch.Tensor:
-        z = sample_latent(cfg.model.latent, k, cfg.model.z_dim, generator=torch.Generator().manual_seed(seed))
-        return net(z.to(device))
+        g = torch.Generator().manual_seed(seed)
+        z = sample_latent(cfg.model.latent, k, cfg.model.z_dim, generator=g)
+        y = torch.randint(num_classes, (k,), generator=g).to(device) if conditional else None
+        return net(z.to(device), y)
     return sample
 
 
@@ -316,7 +331,8 @@ class PeriodicEval:
         was_training = net.training
         net.eval()
         try:
-            out = evaluate_generator(seeded_sampler(net, state.cfg, state.device), metrics=e.metrics, n=e.n, ref=e.ref or f"{state.cfg.data.name}:test",
+            sampler = seeded_sampler(net, state.cfg, state.device, state.data.num_classes)
+            out = evaluate_generator(sampler, metrics=e.metrics, n=e.n, ref=e.ref or f"{state.cfg.data.name}:test",
                                      extractor=self.extractor, progress=False)
         finally:
             net.train(was_training)
@@ -340,8 +356,7 @@ def _save_or_warn(state: RunState, run_dir: Path) -> None:
 def _fit(state: RunState, run_dir: Path, log: MetricsLog) -> dict:
     cfg = state.cfg
     t = cfg.train
-    # image grids show grid_size samples; toy plots need enough points to show the modes
-    z_fixed = fixed_latent(cfg, state.device, None if state.data.kind == "image" else 1000)
+    fixed = fixed_inputs(state)
     report = Reporter()
     start_step = state.step
     t0 = last_t = time.perf_counter()
@@ -376,7 +391,7 @@ def _fit(state: RunState, run_dir: Path, log: MetricsLog) -> dict:
                     if bad:
                         raise TrainingDiverged(f"{', '.join(bad)} became NaN/Inf by step {step}")
                 if t.sample_every and step % t.sample_every == 0:
-                    write_samples(state, run_dir, z_fixed, f"step-{step:07d}")
+                    write_samples(state, run_dir, fixed, f"step-{step:07d}")
                 if t.ckpt_every and step % t.ckpt_every == 0:
                     _save_or_warn(state, run_dir)
                 if periodic_eval is not None and step % cfg.eval.every == 0:
@@ -417,7 +432,7 @@ def _fit(state: RunState, run_dir: Path, log: MetricsLog) -> dict:
     except OSError as e:
         raise RunDirError(f"the final checkpoint could not be written to {run_dir} ({e.strerror or e}); "
                           f"free some space and resume with `ganforge train --resume {run_dir}`") from None
-    final = write_samples(state, run_dir, z_fixed, f"step-{state.step:07d}")
+    final = write_samples(state, run_dir, fixed, f"step-{state.step:07d}")
     return {"reason": reason, "step": state.step, "steps_this_session": state.step - start_step,
             "seconds": time.perf_counter() - t0, "samples": str(final), "last": last_logged}
 

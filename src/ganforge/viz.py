@@ -64,10 +64,11 @@ def histogram_png(fake: Tensor, real: Tensor | None, path: str | Path, bins: int
     img.save(str(path))
 
 
-def save_samples(samples: Tensor, path: str | Path, real: Tensor | None = None) -> None:
+def save_samples(samples: Tensor, path: str | Path, real: Tensor | None = None,
+                 nrow: int | None = None) -> None:
     """The right picture for the data kind: a grid for images, a plot for vectors."""
     if samples.dim() == 4:
-        save_grid(samples, path)
+        save_grid(samples, path, nrow)
     elif samples.shape[1] == 1:
         histogram_png(samples, real, path)
     else:

@@ -27,13 +27,19 @@ DATASETS.register("grid25", help="25 Gaussians on {-4,-2,0,2,4}^2, std 0.05 (Pac
 
 from . import images  # noqa: E402,F401  (registers the image datasets)
 from . import stacked  # noqa: E402,F401  (registers stacked-fmnist)
+from . import pairs  # noqa: E402,F401  (registers the image-to-image tasks: fmnist-edges, ...)
 
 
 def build_dataset(cfg) -> DataSource:
-    """The data source a config asks for (``cfg.data.name``: a registered name or folder:PATH)."""
+    """The data source a config asks for (``cfg.data.name``: a registered name, folder:PATH,
+    paired:PATH or unpaired:PATH)."""
     name = cfg.data.name
     if name.startswith("folder:"):
         return images.folder_source(cfg, name[len("folder:"):])
+    if name.startswith("paired:"):
+        return pairs.paired_folder_source(cfg, name[len("paired:"):])
+    if name.startswith("unpaired:"):
+        return pairs.unpaired_folder_source(cfg, name[len("unpaired:"):])
     return DATASETS.get(name)(cfg)
 
 

@@ -29,6 +29,11 @@ class DataSource:
         """The next ``n`` real samples ``(x, y)``; ``y`` is None when unlabelled."""
         raise NotImplementedError
 
+    def preview(self, n: int) -> tuple[Tensor, Tensor | None]:
+        """The first ``n`` samples ``(x, y)`` in a fixed order, without moving the position
+        (the inputs of a run's sample pictures)."""
+        raise NotImplementedError
+
     def state_dict(self) -> dict:
         return {}
 
@@ -75,8 +80,13 @@ class InMemorySource(DataSource):
             n -= k
         return torch.cat(out)
 
+    def preview(self, n: int):
+        return self._batch(torch.arange(min(n, len(self))))
+
     def next(self, n: int):
-        idx = self._take(n)
+        return self._batch(self._take(n))
+
+    def _batch(self, idx: Tensor):
         x = self.data[idx]
         if x.dtype == torch.uint8:
             x = x.float().div_(127.5).sub_(1.0)  # (B, C, H, W) in [-1, 1]

@@ -123,6 +123,11 @@ class StackedSource(DataSource):
         x, y = self.next_uint8(n)
         return x.float().div_(127.5).sub_(1.0), y  # (n, 3, H, W) in [-1, 1], (n,)
 
+    def preview(self, n: int) -> tuple[Tensor, Tensor]:
+        idx = torch.randint(len(self.images), (n, CHANNELS), generator=torch.Generator().manual_seed(0))
+        x, y = stack(self.images, self.labels, idx)
+        return x.float().div_(127.5).sub_(1.0), y
+
     def state_dict(self) -> dict:
         return {"gen": self._gen.get_state(), "drawn": self.drawn}
 

@@ -79,6 +79,10 @@ class MixtureSource(DataSource):
         x, _ = self.mixture.sample(n, self._gen)
         return x, None
 
+    def preview(self, n: int):
+        x, _ = self.mixture.sample(n, torch.Generator().manual_seed(0))
+        return x, None
+
     def state_dict(self) -> dict:
         return {"gen": self._gen.get_state()}
 

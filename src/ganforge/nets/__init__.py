@@ -16,20 +16,43 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from ..registry import Registry, did_you_mean
+from .biggan import BigGANDiscriminator, BigGANGenerator
+from .cyclegan import CycleDiscriminator, CycleGenerator
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .mlp import MLPDiscriminator, MLPGenerator
+from .pix2pix import PatchDiscriminator, UNetGenerator
+from .resnet import ResNetDiscriminator, ResNetGenerator
+from .srgan import SRGANDiscriminator, SRResNetGenerator
+
+
+# Constructor arguments set from the data and the model config, never by model.g / model.d:
+#   z_dim: latent size; out_shape / in_shape: per-sample shape of the images G makes / D judges;
+#   num_classes: label count (only when model.conditional=true); cond_shape: shape of the input
+#   image for image-to-image data (paired / unpaired kinds).
+G_RESERVED = ("z_dim", "out_shape", "num_classes", "cond_shape")
+D_RESERVED = ("in_shape", "num_classes", "cond_shape")
+
+
+def _accepts(cls: type, name: str) -> bool:
+    return name in inspect.signature(cls.__init__).parameters
 
 
 @dataclass(frozen=True)
 class NetFamily:
     generator: type  # called as generator(z_dim=..., out_shape=..., **model.g)
     discriminator: type  # called as discriminator(in_shape=..., **model.d)
-    kinds: tuple = ("image", "vector")  # data kinds it accepts
+    kinds: tuple = ("image", "vector")  # data kinds it accepts (see DataSource.kind)
+    objective: str = "gan"  # the objective that trains it (see ganforge.objective.OBJECTIVES)
+
+    @property
+    def conditional(self) -> bool:
+        """Whether its nets take class labels (a ``num_classes`` constructor argument)."""
+        return _accepts(self.generator, "num_classes") and _accepts(self.discriminator, "num_classes")
 
     def check_kwargs(self, g: dict, d: dict) -> None:
         from ..config import ConfigError
-        for key, cls, kw, reserved in (("model.g", self.generator, g, ("z_dim", "out_shape")),
-                                       ("model.d", self.discriminator, d, ("in_shape",))):
+        for key, cls, kw, reserved in (("model.g", self.generator, g, G_RESERVED),
+                                       ("model.d", self.discriminator, d, D_RESERVED)):
             params = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
             for name in kw:
                 if name in reserved:
@@ -44,20 +67,57 @@ NETS.register("mlp", help="MLP G and D (Goodfellow et al. 2014), vectors or flat
     NetFamily(MLPGenerator, MLPDiscriminator))
 NETS.register("dcgan", help="DCGAN conv nets (Radford et al. 2015) for 28/32/64 px images")(
     NetFamily(DCGANGenerator, DCGANDiscriminator, kinds=("image",)))
+NETS.register("resnet", help="SNGAN ResNet G/D (Miyato et al. 2018), spectral norm, projection D when conditional")(
+    NetFamily(ResNetGenerator, ResNetDiscriminator, kinds=("image",)))
+NETS.register("biggan", help="BigGAN-style ResNet G/D (Brock et al. 2019): hierarchical z, shared class embedding, "
+                             "self-attention, spectral norm in G and D")(
+    NetFamily(BigGANGenerator, BigGANDiscriminator, kinds=("image",)))
+NETS.register("pix2pix", help="pix2pix U-Net G + conditional PatchGAN D (Isola et al. 2017), paired images")(
+    NetFamily(UNetGenerator, PatchDiscriminator, kinds=("paired",)))
+NETS.register("cyclegan", help="CycleGAN ResNet Gs + PatchGAN Ds, A<->B (Zhu et al. 2017), unpaired images")(
+    NetFamily(CycleGenerator, CycleDiscriminator, kinds=("unpaired",), objective="cycle"))
+NETS.register("srgan", help="SRGAN SRResNet G + strided-conv D (Ledig et al. 2017), x2/x4 super-resolution")(
+    NetFamily(SRResNetGenerator, SRGANDiscriminator, kinds=("paired",)))
 
 
-def build_nets(model_cfg, data_shape: tuple, num_classes: int = 0, kind: str = "image"):
-    """Build (G, D) for data of per-sample shape ``data_shape``, and their constructor args."""
+def _tuples(args: dict) -> dict:
+    return {k: tuple(v) if k in ("out_shape", "in_shape", "cond_shape") and v is not None else v
+            for k, v in args.items()}
+
+
+def build_nets(model_cfg, data_shape: tuple, num_classes: int = 0, kind: str = "image",
+               cond_shape: tuple | None = None):
+    """Build (G, D) for data of per-sample shape ``data_shape``, and their constructor args.
+
+    ``num_classes`` reaches the nets only when ``model.conditional`` is set; ``cond_shape`` (the
+    input image of image-to-image data) whenever the data has one.
+    """
     from ..config import ConfigError
     fam = NETS.get(model_cfg.arch)
     if kind not in fam.kinds:
+        hint = "; try model.arch=mlp" if kind == "vector" else ""
         raise ConfigError(f"model.arch '{model_cfg.arch}' needs {' or '.join(fam.kinds)} data, "
-                          f"but the dataset gives {kind}s; try model.arch=mlp")
-    g_args = {"z_dim": model_cfg.z_dim, "out_shape": list(data_shape), **model_cfg.g}
-    d_args = {"in_shape": list(data_shape), **model_cfg.d}
+                          f"but the dataset gives {kind} data{hint}")
+    fam.check_kwargs(model_cfg.g, model_cfg.d)
+    g_args = {"z_dim": model_cfg.z_dim, "out_shape": list(data_shape)}
+    d_args = {"in_shape": list(data_shape)}
+    if getattr(model_cfg, "conditional", False):
+        if not fam.conditional:
+            raise ConfigError(f"model.arch '{model_cfg.arch}' has no class-conditional nets; "
+                              f"conditional families: {', '.join(n for n in NETS.keys() if NETS.get(n).conditional)}")
+        if num_classes < 2:
+            raise ConfigError("model.conditional=true needs a labelled dataset (fashion-mnist, mnist, cifar10, "
+                              "stacked-fmnist, folder:PATH with class sub-folders)")
+        g_args["num_classes"] = d_args["num_classes"] = int(num_classes)
+    if cond_shape is not None:
+        for cls, args in ((fam.generator, g_args), (fam.discriminator, d_args)):
+            if _accepts(cls, "cond_shape"):
+                args["cond_shape"] = list(cond_shape)
+    g_args.update(model_cfg.g)
+    d_args.update(model_cfg.d)
     try:
-        G = fam.generator(**{**g_args, "out_shape": tuple(data_shape)})
-        D = fam.discriminator(**{**d_args, "in_shape": tuple(data_shape)})
+        G = fam.generator(**_tuples(g_args))
+        D = fam.discriminator(**_tuples(d_args))
     except (ValueError, TypeError) as e:
         raise ConfigError(f"cannot build {model_cfg.arch} nets for data of shape {tuple(data_shape)}: {e}") from None
     init_weights_(G, model_cfg.init, model_cfg.init_gain)
@@ -69,11 +129,7 @@ def rebuild(model_cfg, args: dict, which: str) -> nn.Module:
     """Rebuild G (``which="g"``) or D from saved constructor args (weights loaded separately)."""
     fam = NETS.get(model_cfg.arch)
     cls = fam.generator if which == "g" else fam.discriminator
-    args = dict(args)
-    for k in ("out_shape", "in_shape"):
-        if k in args:
-            args[k] = tuple(args[k])
-    return cls(**args)
+    return cls(**_tuples(args))
 
 
 # -- initialisation --------------------------------------------------------------------------
@@ -138,8 +194,25 @@ LATENTS = ("normal", "uniform")
 
 
 def sample_latent(kind: str, n: int, z_dim: int, *, generator: torch.Generator | None = None,
-                  device: torch.device | str = "cpu") -> Tensor:
-    """z of shape (n, z_dim): standard normal, or uniform on [-1, 1]."""
+                  device: torch.device | str = "cpu", truncation: float | None = None) -> Tensor:
+    """z of shape (n, z_dim): standard normal, or uniform on [-1, 1].
+
+    ``truncation`` (normal latents only) is BigGAN's truncation trick: every coordinate with
+    ``|z| > truncation`` is redrawn until it falls inside, i.e. z follows the standard normal
+    truncated to [-truncation, truncation]. Smaller values trade variety for fidelity.
+    """
+    if truncation is not None:
+        if kind != "normal":
+            raise ValueError("truncation applies to normal latents only")
+        if not truncation > 0:
+            raise ValueError(f"truncation must be > 0, got {truncation}")
+        z = torch.randn(n, z_dim, generator=generator, device=device)
+        for _ in range(1000):
+            bad = z.abs() > truncation
+            if not bad.any():
+                return z
+            z = torch.where(bad, torch.randn(n, z_dim, generator=generator, device=device), z)
+        return z.clamp_(-truncation, truncation)  # only reached for absurdly small thresholds
     if kind == "normal":
         return torch.randn(n, z_dim, generator=generator, device=device)
     if kind == "uniform":

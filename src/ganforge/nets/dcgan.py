@@ -4,29 +4,27 @@ batch norm, ReLU in G (tanh output), LeakyReLU(0.2) in D.
 Image sizes are base * 2^n with base 4 or 7: 28 (7->14->28), 32, 64, 128, ...
 The WGAN critics reuse D with ``norm="none"`` or ``"ln"`` (no batch norm in a penalised critic)
 and no sigmoid (D returns raw scores; the loss decides what they mean).
+
+Class conditioning (``num_classes > 0``): G takes the one-hot label next to z (Mirza & Osindero
+2014); D takes it as K constant input planes (``cond="concat"``), as a projection on its pooled
+last features (``"projection"``, Miyato & Koyama 2018) or through a class head (``"acgan"``,
+Odena et al. 2017). D also offers minibatch standard deviation (``mbstd``, Karras et al. 2018)
+and PacGAN packing (``pack``, Lin et al. 2018).
 """
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import activation, maybe_sn, norm2d
-
-
-def _plan(size: int) -> tuple[int, int]:
-    """(base, number of x2 upsamplings) for an image size."""
-    for base in (4, 7):
-        n, s = 0, size
-        while s > base and s % 2 == 0:
-            s //= 2
-            n += 1
-        if s == base and n >= 1:
-            return base, n
-    raise ValueError(f"DCGAN supports image sizes 4*2^n or 7*2^n (28, 32, 64, ...), got {size}")
+from .layers import (LabelHead, MinibatchStdDev, activation, check_d_options, concat_labels, image_plan,
+                     labels, maybe_sn, norm2d, pack_samples)
 
 
 class DCGANGenerator(nn.Module):
     def __init__(self, z_dim: int = 100, out_shape: tuple = (1, 28, 28),
+                 num_classes: int = 0,  # classes K; > 0: the one-hot label is appended to z
                  width: int = 64,  # channels before the last layer (ngf); doubles per lower stage
                  norm: str = "bn",
                  act: str = "relu"):
@@ -34,11 +32,11 @@ class DCGANGenerator(nn.Module):
         c_out, h, w = out_shape
         if h != w:
             raise ValueError(f"DCGAN needs square images, got {h}x{w}")
-        base, n = _plan(h)
-        self.z_dim, self.out_shape = z_dim, tuple(out_shape)
+        base, n = image_plan(h, "DCGAN")
+        self.z_dim, self.out_shape, self.num_classes = z_dim, tuple(out_shape), num_classes
         ch = width * 2 ** (n - 1)
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(z_dim, ch, base, 1, 0, bias=False),  # (B, ch, base, base)
+            nn.ConvTranspose2d(z_dim + num_classes, ch, base, 1, 0, bias=False),  # (B, ch, base, base)
             norm2d(norm, ch), activation(act)]
         for _ in range(n - 1):
             layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), norm2d(norm, ch // 2),
@@ -48,30 +46,52 @@ class DCGANGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        return self.net(z.view(z.shape[0], self.z_dim, 1, 1))
+        y = labels(y, self.num_classes, z.shape[0], "DCGANGenerator")
+        if y is not None:
+            z = torch.cat([z, F.one_hot(y, self.num_classes).to(z.dtype)], 1)  # (B, z_dim + K)
+        return self.net(z.view(z.shape[0], -1, 1, 1))
 
 
 class DCGANDiscriminator(nn.Module):
     def __init__(self, in_shape: tuple = (1, 28, 28),
+                 num_classes: int = 0,  # classes K; 0: unconditional (labels ignored)
                  width: int = 64,  # channels of the first conv (ndf); doubles per stage
                  norm: str = "bn",  # bn | ln | in | none  (none/ln for WGAN-GP critics)
                  act: str = "lrelu0.2",
                  dropout: float = 0.0,
-                 sn: bool = False):  # spectral normalisation on every conv
+                 sn: bool = False,  # spectral normalisation on every conv (and label layer)
+                 cond: str = "concat",  # label conditioning: concat | projection | acgan
+                 mbstd: int = 0,  # minibatch-stddev group size before the last conv; 0 = off
+                 pack: int = 1):  # PacGAN: samples judged together (the batch must divide by it)
         super().__init__()
+        check_d_options(cond, num_classes, pack)
         c_in, h, w = in_shape
-        base, n = _plan(h)
-        self.in_shape = tuple(in_shape)
+        base, n = image_plan(h, "DCGAN")
+        self.in_shape, self.num_classes, self.cond, self.pack = tuple(in_shape), num_classes, cond, pack
         ch = width
-        layers: list[nn.Module] = [maybe_sn(nn.Conv2d(c_in, ch, 4, 2, 1), sn), activation(act)]
+        c_first = c_in * pack + (num_classes if cond == "concat" else 0)
+        layers: list[nn.Module] = [maybe_sn(nn.Conv2d(c_first, ch, 4, 2, 1), sn), activation(act)]
         for _ in range(n - 1):
             layers += [maybe_sn(nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=norm == "none"), sn),
                        norm2d(norm, ch * 2), activation(act)]
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
             ch *= 2
-        layers.append(maybe_sn(nn.Conv2d(ch, 1, base, 1, 0), sn))  # (B, 1, 1, 1)
-        self.net = nn.Sequential(*layers)
+        if mbstd > 0:
+            layers.append(MinibatchStdDev(mbstd))  # (B, ch + 1, base, base)
+        layers.append(maybe_sn(nn.Conv2d(ch + (mbstd > 0), 1, base, 1, 0), sn))  # (B, 1, 1, 1)
+        self.net = nn.Sequential(*layers)  # one Sequential: the unconditional state_dict keys stay as before
+        self._tail = len(layers) - 1 - (mbstd > 0)  # index of the first layer after the last features
+        self.head = LabelHead(cond, num_classes, ch, sn)  # projection / class head on sum-pooled features
 
-    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        return self.net(x).view(-1)  # (B,) raw scores / logits
+    def forward(self, x: Tensor, y: Tensor | None = None):
+        x = pack_samples(x, self.pack)  # (B / pack, pack * C, H, W)
+        y = labels(y, self.num_classes, x.shape[0], "DCGANDiscriminator")
+        if y is not None and self.cond == "concat":
+            x = concat_labels(x, y, self.num_classes)  # (B, C + K, H, W)
+        h = x
+        for i, layer in enumerate(self.net):
+            if i == self._tail:
+                feats = h  # (B, ch, base, base): the last features, before [mbstd and] the last conv
+            h = layer(h)
+        return self.head(h.view(-1), feats.sum((2, 3)), y)  # (B,) raw scores / logits [, (B, K)]
