@@ -149,3 +149,32 @@ def test_eval_modes_on_a_toy_run(train_tiny, tmp_path, capsys):
     capsys.readouterr()
     assert main(["eval", str(run), "--metrics", "modes,fid"]) == 2  # no image reference for toy data
     assert "--ref" in capsys.readouterr().err
+
+
+class _RealImagesAsGenerator:
+    """A 'conditional generator' that returns real test images of class (label + shift) % 10."""
+
+    conditional, num_classes = True, 10
+
+    def __init__(self, shift: int):
+        x, y = gi.load_split("fashion-mnist", "test")
+        self.by_class = [x[y == k][:60] for k in range(10)]
+        self.shift = shift
+
+    def sample(self, n, seed=None, labels=None):
+        imgs = self.by_class[(int(labels) + self.shift) % 10][:n]
+        return imgs.float().div(127.5).sub(1)
+
+
+@needs_fmnist
+def test_conditional_accuracy_and_intra_class_fid():
+    from ganforge.evaluate import conditional_results
+    from ganforge.features import get_feature_extractor
+    ext = get_feature_extractor("fmnist")
+    right = conditional_results(_RealImagesAsGenerator(0), n=500, ref="fashion-mnist:test", extractor=ext)
+    wrong = conditional_results(_RealImagesAsGenerator(1), n=500, ref="fashion-mnist:test", extractor=ext)
+    assert right["acc"] > 0.85  # the classifier's accuracy on real images of the asked class
+    assert wrong["acc"] < 0.1  # every image shows the next class
+    assert right["ifid"] < 0.25 * wrong["ifid"]
+    assert set(f"ifid_{k}" for k in range(10)) <= set(right)
+    assert right["ifid"] == pytest.approx(sum(right[f"ifid_{k}"] for k in range(10)) / 10)

@@ -224,9 +224,24 @@ class TestDCGAN(NetFamilyChecks):
     rejected_shapes = ((2,), (1, 30, 30), (3, 32, 16))
 
 
+class TestResNet(NetFamilyChecks):
+    arch = "resnet"
+    shapes = ((1, 28, 28), (3, 32, 32), (1, 64, 64))
+    rejected_shapes = ((2,), (1, 30, 30), (3, 32, 16))
+
+
+class TestBigGAN(NetFamilyChecks):
+    arch = "biggan"
+    shapes = ((1, 28, 28), (3, 32, 32), (1, 64, 64))
+    rejected_shapes = ((2,), (1, 30, 30), (3, 32, 16))
+
+
 def test_every_registered_family_has_checks():
+    """Noise-to-image families share these checks; image-to-image ones are checked in
+    test_i2i_nets.py (their G takes an image, their D may return a patch map)."""
     tested = {cls.arch for cls in NetFamilyChecks.__subclasses__()}
-    assert set(NETS.keys()) == tested, f"families without a NetFamilyChecks subclass: {set(NETS.keys()) - tested}"
+    i2i = {n for n in NETS.keys() if set(NETS.get(n).kinds) <= {"paired", "unpaired"}}
+    assert set(NETS.keys()) - i2i == tested, f"families without a NetFamilyChecks subclass: {set(NETS.keys()) - i2i - tested}"
 
 
 def test_dcgan_refuses_vectors_and_points_to_mlp():

@@ -23,7 +23,6 @@ from ganforge.nets import NETS, build_nets
 from ganforge.nets.biggan import BigGANDiscriminator, BigGANGenerator
 from ganforge.nets.layers import (ConditionalBatchNorm2d, MinibatchStdDev, SelfAttention2d, orthogonal_penalty,
                                   pack_samples)
-from test_nets import NetFamilyChecks, pytest_generate_tests  # noqa: F401  (the hook parametrizes the checks)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -33,20 +32,6 @@ B = 6
 CONDITIONAL = ("mlp", "dcgan", "resnet", "biggan")
 D_MODES = ("concat", "projection", "acgan")
 SHAPES = ((1, 28, 28), (3, 32, 32))
-
-
-# -- the shared family checks for the new families ---------------------------------------------------
-
-class TestResNet(NetFamilyChecks):
-    arch = "resnet"
-    shapes = ((1, 28, 28), (3, 32, 32), (1, 64, 64))
-    rejected_shapes = ((2,), (1, 30, 30), (3, 32, 16))
-
-
-class TestBigGAN(NetFamilyChecks):
-    arch = "biggan"
-    shapes = ((1, 28, 28), (3, 32, 32), (1, 64, 64))
-    rejected_shapes = ((2,), (1, 30, 30), (3, 32, 16))
 
 
 # -- helpers ----------------------------------------------------------------------------------------

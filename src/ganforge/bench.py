@@ -539,16 +539,19 @@ def kill_drill(work: str | Path, preset: str = DRILL_PRESET, overrides=None, k: 
         target, delay = rng.randint(3 * k + 1, 6 * k - 1), rng.uniform(0.0, 0.5)
         parent = work / f"drill-{i}"
         argv = _train_argv(preset, over + [f"out={parent}"])
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                stdin=subprocess.DEVNULL)
+        parent.mkdir(parents=True, exist_ok=True)
+        err = open(work / f"drill-{i}.stderr", "w")  # a file, not a pipe: nothing can block the child
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL)
         deadline = time.time() + timeout
         run = None
         while True:
             if proc.poll() is not None:
+                err.close()
                 raise RuntimeError(f"drill {i}: the run ended (exit {proc.returncode}) before step {target}: "
-                                   f"{proc.stderr.read()[-2000:]}")
+                                   f"{(work / f'drill-{i}.stderr').read_text()[-2000:]}")
             if time.time() > deadline:
                 proc.kill()
+                err.close()
                 raise RuntimeError(f"drill {i}: no step {target} within {timeout} s")
             runs = [p for p in parent.iterdir() if p.is_dir()] if parent.is_dir() else []
             if runs and _last_logged_step(runs[0] / "metrics.jsonl") >= target:
@@ -558,7 +561,7 @@ def kill_drill(work: str | Path, preset: str = DRILL_PRESET, overrides=None, k: 
         time.sleep(delay)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
-        proc.stderr.close()
+        err.close()
         at_kill = _last_logged_step(run / "metrics.jsonl")
         ckpts = [_ckpt_step(p) for p in list_checkpoints(run / "checkpoints")]
         latest = latest_checkpoint(run / "checkpoints")

@@ -72,7 +72,8 @@ def term_feature(*, fake: Tensor, real: Tensor, **_) -> Tensor:
 @TERMS.register("ortho", help="BigGAN's orthogonal regularisation of G's weights (beta 1e-4)")
 def term_ortho(*, G: nn.Module, **_) -> Tensor:
     from .nets.layers import orthogonal_penalty
-    return orthogonal_penalty(G)
+    shared = getattr(G, "shared", None)  # BigGAN leaves its shared class embedding out
+    return orthogonal_penalty(G, exclude=list(shared.parameters()) if shared is not None else ())
 
 
 # Terms an objective reads itself rather than from TERMS (validated by name all the same).

@@ -87,7 +87,7 @@ def build_state(cfg: Config, device: torch.device | None = None) -> RunState:
     seed_everything(cfg.seed)
     data = build_dataset(cfg)
     G, D, g_args, d_args = build_nets(cfg.model, data.shape, data.num_classes, data.kind,
-                                      getattr(data, "cond_shape", None))
+                                      data.cond_shape)
     G, D = G.to(device), D.to(device)
     G_ema = None
     if cfg.train.ema > 0:

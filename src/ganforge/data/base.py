@@ -24,6 +24,7 @@ class DataSource:
     num_classes: int = 0
     kind: str = "vector"
     description: str = ""
+    cond_shape: tuple[int, ...] | None = None  # shape of y's samples when y is an image (paired / unpaired)
 
     def next(self, n: int) -> tuple[Tensor, Tensor | None]:
         """The next ``n`` real samples ``(x, y)``; ``y`` is None when unlabelled."""

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .layers import (DownResBlock, LabelHead, LinearConditionalBatchNorm2d, SelfAttention2d, UpResBlock,
-                     check_d_options, concat_labels, image_plan, labels, maybe_sn, square_size)
+                     check_d_options, concat_labels, image_plan, label_rows, labels, maybe_sn, square_size)
 
 
 def _attn_index(attn_res: int | None, resolutions: list[int], size: int, who: str) -> int:
@@ -67,7 +67,7 @@ class BigGANGenerator(nn.Module):
         y = labels(y, self.num_classes, z.shape[0], "BigGANGenerator")
         zs = torch.split(z, self.chunks, dim=1)  # (B, chunk_0), ..., (B, chunk_n)
         h = self.stem(zs[0]).view(z.shape[0], self.width, self.base, self.base)  # (B, width, base, base)
-        shared = self.shared(y) if y is not None else None  # (B, shared_dim)
+        shared = label_rows(self.shared.weight, y) if y is not None else None  # (B, shared_dim)
         for i, block in enumerate(self.blocks):
             c = zs[i + 1] if shared is None else torch.cat([zs[i + 1], shared], 1)  # (B, cond_dim)
             h = block(h, c)  # (B, width, 2H, 2W)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .layers import (LabelHead, MinibatchStdDev, activation, check_d_options, concat_labels, image_plan,
-                     labels, maybe_sn, norm2d, pack_samples)
+                     labels, maybe_sn, norm2d, one_hot, pack_samples)
 
 
 class DCGANGenerator(nn.Module):
@@ -48,7 +48,7 @@ class DCGANGenerator(nn.Module):
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         y = labels(y, self.num_classes, z.shape[0], "DCGANGenerator")
         if y is not None:
-            z = torch.cat([z, F.one_hot(y, self.num_classes).to(z.dtype)], 1)  # (B, z_dim + K)
+            z = torch.cat([z, one_hot(y, self.num_classes).to(z.dtype)], 1)  # (B, z_dim + K)
         return self.net(z.view(z.shape[0], -1, 1, 1))
 
 

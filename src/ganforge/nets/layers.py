@@ -98,6 +98,8 @@ def labels(y: Tensor | None, num_classes: int, batch: int, who: str) -> Tensor |
     if y is None:
         raise ValueError(f"{who} was built with num_classes={num_classes}: "
                          f"pass class labels y of shape (B,), got None")
+    if y.is_floating_point() and y.shape == (batch, num_classes):
+        return y  # soft labels (rows of class weights), e.g. to interpolate between classes
     if y.shape != (batch,):
         raise ValueError(f"{who}: labels y must have shape ({batch},), got {tuple(y.shape)}")
     if y.is_floating_point():
@@ -105,10 +107,21 @@ def labels(y: Tensor | None, num_classes: int, batch: int, who: str) -> Tensor |
     return y.long()
 
 
+def label_rows(table: Tensor, y: Tensor) -> Tensor:
+    """Rows of a (K, F) per-class table for labels y: ``table[y]`` for class indices, the
+    weighted mix ``y @ table`` for soft labels (B, K)."""
+    return y.to(table.dtype) @ table if y.is_floating_point() else table[y]
+
+
+def one_hot(y: Tensor, num_classes: int) -> Tensor:
+    """One-hot rows (B, K) for class indices; soft labels pass through."""
+    return y if y.is_floating_point() else F.one_hot(y, num_classes)
+
+
 def concat_labels(x: Tensor, y: Tensor, num_classes: int) -> Tensor:
     """Append the one-hot label (Mirza & Osindero 2014): vectors (B, F) -> (B, F + K);
     images (B, C, H, W) -> (B, C + K, H, W) with K constant planes."""
-    onehot = F.one_hot(y, num_classes).to(x.dtype)  # (B, K)
+    onehot = one_hot(y, num_classes).to(x.dtype)  # (B, K)
     if x.dim() == 2:
         return torch.cat([x, onehot], 1)
     planes = onehot[:, :, None, None].expand(-1, -1, *x.shape[2:])  # (B, K, H, W)
@@ -210,7 +223,7 @@ class ConditionalBatchNorm2d(nn.Module):
         out = self.bn(x)  # (B, C, H, W)
         if self.num_classes == 0:
             return out
-        return out * self.gain[y][:, :, None, None] + self.bias[y][:, :, None, None]
+        return out * label_rows(self.gain, y)[:, :, None, None] + label_rows(self.bias, y)[:, :, None, None]
 
 
 class LinearConditionalBatchNorm2d(nn.Module):

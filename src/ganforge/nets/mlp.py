@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import LabelHead, activation, check_d_options, concat_labels, labels, maybe_sn, norm1d, pack_samples
+from .layers import (LabelHead, activation, check_d_options, concat_labels, labels, maybe_sn, norm1d, one_hot,
+                     pack_samples)
 
 
 class MLPGenerator(nn.Module):
@@ -50,7 +51,7 @@ class MLPGenerator(nn.Module):
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         y = labels(y, self.num_classes, z.shape[0], "MLPGenerator")
         if y is not None:
-            z = torch.cat([z, F.one_hot(y, self.num_classes).to(z.dtype)], 1)  # (B, z_dim + K)
+            z = torch.cat([z, one_hot(y, self.num_classes).to(z.dtype)], 1)  # (B, z_dim + K)
         return self.net(z).view(z.shape[0], *self.out_shape)  # (B, *out_shape)
 
 
