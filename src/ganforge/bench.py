@@ -1008,6 +1008,11 @@ def main(args) -> int:
     print(f"command: ganforge {' '.join(sys.argv[1:])}")
     print(f"environment: {_env()}")
     t0 = time.perf_counter()
+    if args.which in ("stacked", "conditional", "i2i"):  # the model benchmarks (bench_models.py)
+        from . import bench_models
+        table = bench_models.main(args)
+        print(f"\ntotal wall time {time.perf_counter() - t0:.0f} s\n\n{table}")
+        return 0
     if args.which == "toy":
         presets = (args.presets or "vanilla,wgan-gp,hinge").split(",")
         datasets = (args.datasets or "ring8,grid25").split(",")

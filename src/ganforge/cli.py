@@ -297,7 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("bench", help="benchmarks: toy (mode coverage), speed, quality (FID at CPU budgets), floor, "
                                      "soak (RSS over a long run), reliability (resume, kill -9, bad inputs)")
-    s.add_argument("which", choices=["toy", "speed", "quality", "floor", "soak", "reliability"])
+    s.add_argument("which", choices=["toy", "speed", "quality", "floor", "soak", "reliability", "stacked",
+                                     "conditional", "i2i"])
+    s.add_argument("--augment", action="store_true",
+                   help="conditional: also the data-augmentation study with the best preset's samples")
     s.add_argument("--minutes", type=float, default=None, help="soak: wall-minutes of training (default 30)")
     s.add_argument("--presets", default=None, help="comma-separated presets")
     s.add_argument("--datasets", default=None, help="comma-separated toy datasets (toy)")
