@@ -239,3 +239,25 @@ def test_truncation_reduces_sample_variance():
     assert trunc.var() < 0.5 * full.var()
     with pytest.raises(ValueError):
         sample_latent("uniform", 2, 2, truncation=0.5)
+
+
+def test_diffaugment_is_applied_to_real_and_fake_in_both_phases(img_cfg, image_dataset):
+    """The same augmentation pipeline T sees every D input: reals and fakes in the D phase, fakes
+    in the G phase (where gradients flow through T into G)."""
+    state = build_state(img_cfg(image_dataset(), "augment.policy=translation,cutout"))
+    calls = []
+    aug = state.objective.augment
+    real_call = aug.__call__
+
+    class Spy:
+        def __getattr__(self, name):
+            return getattr(aug, name)
+
+        def __call__(self, x, step):
+            calls.append(x.requires_grad)
+            return real_call(x, step)
+
+    state.objective.augment = Spy()
+    train_step(state, Reporter())
+    assert len(calls) == 3  # real and fake for the D step, fake for the G step
+    assert calls[2] is True  # the G phase's fake keeps its graph through T
