@@ -258,3 +258,16 @@ def test_spectral_norm_options():
 def test_every_image_to_image_family_is_checked_here():
     i2i = {n for n in NETS.keys() if set(NETS.get(n).kinds) <= {"paired", "unpaired"}}
     assert i2i == set(CASES), f"image-to-image families without cases here: {i2i - set(CASES)}"
+
+
+def test_srresnet_residual_starts_near_bicubic():
+    """With residual=True and a zeroed last conv, G(y) is exactly bicubic upsampling (clamped)."""
+    import torch.nn.functional as F
+    from ganforge.nets.srgan import SRResNetGenerator
+    torch.manual_seed(0)
+    G = SRResNetGenerator(out_shape=(1, 28, 28), cond_shape=(1, 7, 7), width=8, n_blocks=1, residual=True)
+    torch.nn.init.zeros_(G.tail[0].weight)
+    torch.nn.init.zeros_(G.tail[0].bias)
+    y = torch.rand(2, 1, 7, 7) * 2 - 1
+    want = F.interpolate(y, scale_factor=4, mode="bicubic", align_corners=False).clamp(-1, 1)
+    assert torch.allclose(G(None, y), want, atol=1e-6)

@@ -15,6 +15,7 @@ single-image super-resolution.
 
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .layers import maybe_sn, norm2d
@@ -56,7 +57,8 @@ class SRResNetGenerator(nn.Module):
                  cond_shape: tuple = (1, 14, 14),  # (C', H / s, W / s) of the inputs, s = 2 or 4
                  width: int = 64,  # channels of every conv before the output (the paper: 64)
                  n_blocks: int = 4,  # residual blocks (the paper: 16)
-                 norm: str = "bn"):  # bn | in | ln | none ("none": the EDSR / ESRGAN choice)
+                 norm: str = "bn",  # bn | in | ln | none ("none": the EDSR / ESRGAN choice)
+                 residual: bool = False):  # learn a correction to bicubic upsampling (VDSR-style)
         super().__init__()
         c_out = _check_image_shape("out_shape", out_shape)[0]
         c_in = _check_image_shape("cond_shape", cond_shape)[0]
@@ -69,13 +71,22 @@ class SRResNetGenerator(nn.Module):
         for _ in range(self.scale.bit_length() - 1):  # log2(scale) x2 stages
             ups += [nn.Conv2d(width, 4 * width, 3, 1, 1), nn.PixelShuffle(2), nn.PReLU(width)]
         self.up = nn.Sequential(*ups)
-        self.tail = nn.Sequential(nn.Conv2d(width, c_out, 9, 1, 4), nn.Tanh())
+        # residual: output = clamp(bicubic(y) + correction) (global residual learning, Kim et al.
+        # 2016); otherwise tanh as in SRGAN
+        self.residual = residual
+        if residual and c_in != c_out:
+            raise ValueError("residual=True needs as many input as output channels")
+        self.tail = nn.Sequential(nn.Conv2d(width, c_out, 9, 1, 4), nn.Identity() if residual else nn.Tanh())
 
     def forward(self, z: Tensor | None, y: Tensor) -> Tensor:
         _check_input(y, self.cond_shape, "the low-resolution image y")
         h = self.head(y)  # (B, width, h, w)
         h = h + self.blocks(h)  # skip over all residual blocks
-        return self.tail(self.up(h))  # (B, C, h * s, w * s) in [-1, 1]
+        out = self.tail(self.up(h))  # (B, C, h * s, w * s)
+        if self.residual:
+            base = F.interpolate(y, scale_factor=self.scale, mode="bicubic", align_corners=False)
+            out = (base + out).clamp(-1, 1)
+        return out  # in [-1, 1]
 
 
 class SRGANDiscriminator(nn.Module):
