@@ -19,8 +19,7 @@ TOY = ["model.arch=mlp", "data.name=ring8", "model.z_dim=4", "model.g.hidden=16"
        "train.deterministic=true"]
 
 # A cross-section of the bad inputs: config, data, images, run folders, the malicious pickle.
-BAD_SUBSET = ["unknown-key", "bad-type", "unknown-preset", "only-broken", "rgba", "resume-not-run",
-              "sample-not-run", "resume-evil-pickle"]
+BAD_SUBSET = ["unknown-key", "unknown-preset", "only-broken", "rgba", "resume-not-run", "resume-evil-pickle"]
 # Found by `ganforge bench reliability` (BENCHMARKS.md, Reliability): these still end in a traceback.
 KNOWN_BUGS = ["resume-bad-config", "sample-foreign-ckpt"]
 

@@ -32,6 +32,8 @@ TOY_PRESET = {
     "vanilla": ["train.steps=8000"],
     "wgan-gp": ["train.steps=4000", "optim.betas=[0.5,0.9]"],
     "hinge": ["train.steps=10000", "model.d.sn=true", "train.n_critic=2"],
+    "pacgan": ["train.steps=8000"],  # vanilla's budget with D judging packs of 2
+    "sngan": ["train.steps=4000", "model.d.sn=true", "optim.betas=[0.0,0.9]"],  # n_critic 5 from the preset
 }
 TOY_EVAL_SAMPLES = 2500
 
@@ -107,14 +109,92 @@ def matmul_ceiling(sizes=(1024, 2048, 4096), repeats: int = 5, device="cpu") -> 
     return best
 
 
-def speed(presets, batch: int = 64, steps: int = 20, repeats: int = 5, data: str = "fashion-mnist") -> list[dict]:
+def speed(presets, batch: int = 64, steps: int = 20, repeats: int = 5, data: str = "fashion-mnist",
+          gen_batch: int = 256) -> list[dict]:
+    """Training iterations/s, FLOPs and GFLOP/s against an honest matmul ceiling, and sampling
+    throughput (G alone, eval mode, ``gen_batch`` images per call), per preset.
+
+    The ceiling is the best fp32 matmul rate at this process's thread count over square products
+    and over the GEMM shapes that the preset's convolutions and linear layers amount to (im2col
+    view: forward, weight-gradient and input-gradient products), so a preset cannot beat it by
+    running shapes the square products do not represent."""
+    from torch import nn
     from torch.utils.flop_counter import FlopCounterMode
 
     from .config import resolve
-    from .train import Reporter, build_state, train_step
+    from .train import Reporter, build_state, seeded_sampler, train_step
 
-    ceiling = matmul_ceiling()
-    print(f"fp32 matmul ceiling: {ceiling:.1f} GFLOP/s", flush=True)
+    def gemm_shapes(state, top: int = 6) -> list[tuple[int, int, int]]:
+        """(M, K, N) of the products behind one training iteration's layers, by FLOPs, largest first."""
+        flops: dict[tuple[int, int, int], int] = {}
+
+        def hook(m, inputs, out):
+            x = inputs[0]
+            if isinstance(m, nn.Linear):
+                mkn = (x.numel() // x.shape[-1], m.in_features, m.out_features)
+            elif isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and x.dim() == 4:
+                area = m.kernel_size[0] * m.kernel_size[1]
+                if isinstance(m, nn.Conv2d):  # (B*Ho*Wo, Cin/g*k*k) @ (Cin/g*k*k, Cout)
+                    mkn = (out.shape[0] * out.shape[2] * out.shape[3], m.in_channels // m.groups * area, m.out_channels)
+                else:  # (B*H*W, Cin/g) @ (Cin/g, Cout*k*k), then col2im
+                    mkn = (x.shape[0] * x.shape[2] * x.shape[3], m.in_channels // m.groups, m.out_channels * area)
+            else:
+                return
+            M, K, N = mkn
+            for shape in ((M, K, N), (K, M, N), (M, N, K)):  # forward, weight gradient, input gradient
+                flops[shape] = flops.get(shape, 0) + 2 * M * K * N
+
+        handles = [m.register_forward_hook(hook) for net in (state.G, state.D) for m in net.modules()]
+        try:
+            train_step(state, Reporter())
+        finally:
+            for h in handles:
+                h.remove()
+        return sorted(flops, key=flops.get, reverse=True)[:top]
+
+    def matmul_rate(M: int, K: int, N: int, reps: int = 5, min_s: float = 0.02) -> float:
+        """Best fp32 GFLOP/s of (M, K) @ (K, N) over ``reps`` timings of >= ``min_s`` each."""
+        a, b = torch.randn(M, K), torch.randn(K, N)
+        t0 = time.perf_counter()
+        a @ b  # warm-up, and the size of one timing
+        inner = max(1, int(min_s / max(time.perf_counter() - t0, 1e-7)))
+        best = 0.0
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            for _ in range(inner):
+                a @ b
+            best = max(best, 2 * M * K * N * inner / (time.perf_counter() - t0) / 1e9)
+        return best
+
+    def ceiling(shapes) -> tuple[float, str]:
+        rates = {f"{M}x{K}x{N}": matmul_rate(M, K, N) for M, K, N in shapes}
+        best = max(rates, key=rates.get)
+        return rates[best], best
+
+    @torch.no_grad()
+    def sampling_rate(state, cfg) -> float:
+        """Images/s of G alone in eval mode (latents and labels drawn per call), median of repeats."""
+        net = state.sampler_net
+        net.eval()
+        try:
+            sample = seeded_sampler(net, cfg, state.device, state.data.num_classes)
+            sample(gen_batch, 0)  # warm-up
+            rates = []
+            for r in range(repeats):
+                t0 = time.perf_counter()
+                for i in range(3):
+                    sample(gen_batch, 1 + 3 * r + i)
+                rates.append(3 * gen_batch / (time.perf_counter() - t0))
+            return statistics.median(rates)
+        except (RuntimeError, TypeError, ValueError):  # image-to-image G: no latent-only sampling
+            return float("nan")
+        finally:
+            net.train()
+
+    threads = torch.get_num_threads()
+    square, square_shape = ceiling([(n, n, n) for n in (512, 1024, 2048, 4096)])
+    print(f"fp32 matmul ceiling, square products at {threads} threads: {square:.1f} GFLOP/s ({square_shape})",
+          flush=True)
     rows = []
     for preset in presets:
         cfg = resolve(preset, overrides=[f"data.name={data}", f"train.batch_size={batch}",
@@ -139,24 +219,36 @@ def speed(presets, batch: int = 64, steps: int = 20, repeats: int = 5, data: str
             rates.append(steps / dt)
         it_s = statistics.median(rates)
         img_s = it_s * batch * cfg.train.n_critic
+        gen_s = sampling_rate(state, cfg)
+        layer, layer_shape = ceiling(gemm_shapes(state))
+        ceil, ceil_shape = (layer, layer_shape) if layer > square else (square, square_shape)
         row = {"preset": preset, "batch": batch, "n_critic": cfg.train.n_critic, "iter_per_s": it_s,
-               "real_img_per_s": img_s, "gflop_per_iter": flops / 1e9, "gflop_s": flops * it_s / 1e9,
-               "ceiling_gflop_s": ceiling, "fraction_of_ceiling": flops * it_s / 1e9 / ceiling}
+               "real_img_per_s": img_s, "gen_batch": gen_batch, "gen_img_per_s": gen_s,
+               "gflop_per_iter": flops / 1e9, "gflop_s": flops * it_s / 1e9, "threads": threads,
+               "ceiling_gflop_s": ceil, "ceiling_shape": ceil_shape, "square_ceiling_gflop_s": square,
+               "layer_ceiling_gflop_s": layer, "layer_ceiling_shape": layer_shape,
+               "fraction_of_ceiling": flops * it_s / 1e9 / ceil}
         rows.append(row)
         print(f"{preset:10s} {it_s:6.2f} it/s, {img_s:7.0f} real img/s, {flops / 1e9:.2f} GFLOP/iter, "
-              f"{row['gflop_s']:.1f} GFLOP/s ({100 * row['fraction_of_ceiling']:.0f} % of ceiling)", flush=True)
+              f"{row['gflop_s']:.1f} GFLOP/s ({100 * row['fraction_of_ceiling']:.0f} % of the {ceil:.0f} GFLOP/s "
+              f"ceiling, {ceil_shape}; its layers' own GEMM shapes reach {layer:.0f}); "
+              f"sampling {gen_s:.0f} img/s at batch {gen_batch}", flush=True)
     return rows
 
 
 def speed_table(rows) -> str:
-    lines = ["| preset | batch | n_critic | iterations/s | real images/s | GFLOP / iteration | GFLOP/s | % of matmul ceiling |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| preset | batch | n_critic | iterations/s | real images/s | GFLOP / iteration | GFLOP/s | "
+             "matmul ceiling GFLOP/s (shape) | % of ceiling | sampling images/s (batch) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         counted = r["gflop_per_iter"] == r["gflop_per_iter"]  # NaN where the counter cannot follow
-        flops = (f"{r['gflop_per_iter']:.2f} | {r['gflop_s']:.1f} | {100 * r['fraction_of_ceiling']:.0f} %"
-                 if counted else "not countable (autograd.grad) | – | –")
+        ceiling = f"{r['ceiling_gflop_s']:.0f} ({r['ceiling_shape']})"
+        flops = (f"{r['gflop_per_iter']:.2f} | {r['gflop_s']:.1f} | {ceiling} | {100 * r['fraction_of_ceiling']:.0f} %"
+                 if counted else f"not countable (autograd.grad) | – | {ceiling} | –")
+        gen = r.get("gen_img_per_s", float("nan"))
+        gen = f"{gen:.0f} ({r.get('gen_batch', '')})" if gen == gen else "–"
         lines.append(f"| {r['preset']} | {r['batch']} | {r['n_critic']} | {r['iter_per_s']:.2f} | "
-                     f"{r['real_img_per_s']:.0f} | {flops} |")
+                     f"{r['real_img_per_s']:.0f} | {flops} | {gen} |")
     return "\n".join(lines)
 
 
@@ -308,8 +400,9 @@ def soak(minutes: float = 30.0, preset: str = "dcgan", extra=(), seed: int = 0, 
 
     The child is the real CLI (``ganforge train ... --set train.max_minutes=M``) with one torch
     thread, periodic samples and checkpoints. RSS (``VmRSS``) is read from /proc every
-    ``interval`` seconds (default: ~1/150 of the run, within 0.2-5 s). The first ``warmup``
-    fraction of the samples' time span is warm-up; start/end/slope are over the rest.
+    ``interval`` seconds (default: ~1/150 of the run, within 0.2-5 s). Samples taken once the
+    run's result.json exists (the child is exiting) are kept apart. The first ``warmup`` fraction
+    of the training samples' time span is warm-up; start/end/slope are over the rest.
     """
     import tempfile
 
@@ -320,14 +413,20 @@ def soak(minutes: float = 30.0, preset: str = "dcgan", extra=(), seed: int = 0, 
     if interval is None:
         interval = min(5.0, max(0.2, minutes * 60 / 150))
     samples: list[tuple[float, float, float | None]] = []  # (t since start, RSS MB, child CPU s)
+    after: list[tuple[float, float]] = []  # samples once result.json exists: the child is shutting down
     hwm = 0.0
     with open(parent / "train.log", "w") as log:
         t0 = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         while proc.poll() is None:
+            done = any((p / "result.json").exists() for p in parent.iterdir() if p.is_dir())
             st, cpu = _proc_status(proc.pid), _proc_cpu_s(proc.pid)
             if "VmRSS" in st:
-                samples.append((time.perf_counter() - t0, st["VmRSS"], cpu))
+                t = time.perf_counter() - t0
+                if done:
+                    after.append((t, st["VmRSS"]))
+                else:
+                    samples.append((t, st["VmRSS"], cpu))
                 hwm = max(hwm, st.get("VmHWM", 0.0))
             time.sleep(interval)
         wall = time.perf_counter() - t0
@@ -344,6 +443,10 @@ def soak(minutes: float = 30.0, preset: str = "dcgan", extra=(), seed: int = 0, 
     half = [s for s in samples if s[0] >= 0.5 * t_end]
     ts, ys = [s[0] for s in post], [s[1] for s in post]
     cpus = [s[2] for s in samples if s[2] is not None]
+    fit = slope_per_hour(ts, ys)
+    fit = 0.0 if fit != fit else fit / 3600  # MB/s; NaN (too few samples) -> no trend
+    resid = [y - (sum(ys) / len(ys) + fit * (t - sum(ts) / len(ts))) for t, y in zip(ts, ys)]
+    edge = max(1, round(0.05 * len(ys)))
     row = {
         "preset": preset, "minutes": minutes, "seed": seed, "overrides": overrides, "command": _quote(argv),
         "wall_s": wall, "child_cpu_s": cpus[-1] if cpus else None, "steps": result["step"],
@@ -352,11 +455,15 @@ def soak(minutes: float = 30.0, preset: str = "dcgan", extra=(), seed: int = 0, 
         "sample_grids": len(list((run / "samples").glob("*.png"))) if (run / "samples").is_dir() else 0,
         "interval_s": interval, "n_samples": len(samples), "n_post_warmup": len(post),
         "warmup_s": warmup * t_end,
-        "rss_first_mb": samples[0][1], "rss_start_mb": post[0][1], "rss_end_mb": post[-1][1],
+        # start / end: medians of the first / last 5 % of the post-warm-up samples (single readings
+        # jitter by tens of MB as checkpoints and sample grids come and go)
+        "rss_start_mb": statistics.median(ys[:edge]), "rss_end_mb": statistics.median(ys[-edge:]),
         "rss_peak_mb": max(s[1] for s in samples), "rss_post_min_mb": min(ys), "rss_post_max_mb": max(ys),
+        "rss_post_median_mb": statistics.median(ys), "rss_residual_std_mb": statistics.pstdev(resid),
         "vm_hwm_mb": hwm, "slope_mb_per_h": slope_per_hour(ts, ys),
         "slope_2nd_half_mb_per_h": slope_per_hour([s[0] for s in half], [s[1] for s in half]),
         "run": str(run), "samples": [[round(t, 2), round(m, 2)] for t, m, _ in samples],
+        "samples_after_training": [[round(t, 2), round(m, 2)] for t, m in after],
     }
     # the cadence actually used (a --set may have changed it)
     ck = [o.split("=", 1)[1] for o in overrides if o.startswith("train.ckpt_every=")]
@@ -373,10 +480,11 @@ def soak_table(row: dict) -> str:
     def f(v, fmt):
         return "–" if v is None or v != v else format(v, fmt)
     lines = ["| preset | wall min | child CPU min | steps | RSS start MB | RSS end MB | RSS peak MB | "
-             "slope MB/h | slope 2nd half MB/h | samples |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+             "post-warm-up range MB | slope MB/h | slope 2nd half MB/h | samples |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
              f"| {row['preset']} | {row['wall_s'] / 60:.1f} | {f(row['child_cpu_s'] and row['child_cpu_s'] / 60, '.1f')} | "
              f"{row['steps']} | {row['rss_start_mb']:.1f} | {row['rss_end_mb']:.1f} | {row['rss_peak_mb']:.1f} | "
+             f"{row['rss_post_min_mb']:.1f}–{row['rss_post_max_mb']:.1f} (median {row['rss_post_median_mb']:.1f}) | "
              f"{f(row['slope_mb_per_h'], '+.2f')} | {f(row['slope_2nd_half_mb_per_h'], '+.2f')} | "
              f"{row['n_samples']} x {row['interval_s']:g} s |"]
     return "\n".join(lines)
@@ -399,8 +507,7 @@ DRILL_PRESET = "dcgan"
 DRILL_K = 50
 DRILL_STEPS = 400
 DRILL_REPEATS = 3
-DRILL_COMMON = RESUME_COMMON + [f"train.steps={DRILL_STEPS}", f"train.ckpt_every={DRILL_K}", "train.log_every=1",
-                                "train.keep_ckpts=3"]
+DRILL_COMMON = RESUME_COMMON + ["train.keep_ckpts=3"]  # kill_drill adds train.steps, ckpt_every, log_every=1
 
 
 def _run_cli(argv: list[str], timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess:
@@ -906,10 +1013,13 @@ def bad_inputs(work: str | Path, only=None, jobs: int = 1, timeout: float = 300)
             p = c["check"](res)
             if p:
                 problems.append(p)
-        data_line = next((ln for ln in res.stdout.splitlines() if ln.startswith(("data:", "wrote", "done:"))), "")
+        data_line = next((ln for ln in res.stdout.splitlines()
+                          if ln.startswith(("data:", "wrote", "done:"))), "").replace(str(w), "$W")
         return {"id": c["id"], "input": c["input"], "command": _quote(argv).replace(str(w), "$W"),
-                "expect": c["expect"], "exit": res.returncode, "stderr_first_line": _first(res.stderr),
-                "error_line": err_line, "stderr_lines": len(res.stderr.splitlines()), "traceback": tb,
+                "expect": c["expect"], "exit": res.returncode,
+                "stderr_first_line": _first(res.stderr).replace(str(w), "$W"),
+                "error_line": err_line.replace(str(w), "$W"), "stderr_lines": len(res.stderr.splitlines()),
+                "traceback": tb,
                 "stdout_note": data_line, "ok": not problems, "problems": problems,
                 "seconds": time.perf_counter() - t0,
                 "stderr": res.stderr[-4000:] if (tb or problems) else res.stderr[:1000]}
@@ -1044,13 +1154,17 @@ def main(args) -> int:
         table = soak_table(rows)
     elif args.which == "reliability":
         print(f"settings: resume equivalence {RESUME_COMMON} per preset {RESUME_CASES}; kill -9 drill "
-              f"{DRILL_COMMON}, {DRILL_REPEATS} kills, seed {seeds[0]}; bad inputs through the CLI", flush=True)
+              f"{DRILL_PRESET} {DRILL_COMMON} steps {DRILL_STEPS}, ckpt_every {DRILL_K}, {DRILL_REPEATS} kills, "
+              f"seed {seeds[0]}; bad inputs through the CLI", flush=True)
         rows = reliability(out=args.out, seed=seeds[0], extra=extra)
         table = reliability_tables(rows)
     else:
         presets = (args.presets or "dcgan,wgan-gp,hinge").split(",")
-        print(f"settings: batch 64, fashion-mnist, {20} iterations x 5 repeats after 3 warm-up; median")
-        rows = speed(presets)
+        steps = args.steps or 20
+        print(f"settings: batch 64, fashion-mnist, {steps} iterations x 5 repeats after 3 warm-up; median; "
+              f"sampling: G alone in eval mode, batch 256, 3 calls x 5 repeats; matmul ceiling: best fp32 rate "
+              f"at {torch.get_num_threads()} threads over squares 512..4096 and each preset's layer GEMM shapes")
+        rows = speed(presets, steps=steps)
         table = speed_table(rows)
     print(f"\ntotal wall time {time.perf_counter() - t0:.0f} s\n\n{table}")
     if args.json:

@@ -101,6 +101,10 @@ class TrainConfig:
     nan_retries: int = 3  # on NaN/Inf: roll back to the last good checkpoint this many times, then stop
     nan_lr_scale: float = 0.5  # multiply both learning rates by this at each rollback
     progress: bool = True  # show a progress bar
+    amp: str = "off"  # mixed precision on CUDA: off | bf16 | fp16 (fp16 with loss scaling); ignored on the CPU
+    compile: bool = False  # torch.compile the nets for the training phases (checkpoints keep the plain weights)
+    channels_last: bool = False  # NHWC memory layout for conv nets on CUDA; ignored on the CPU
+    sync_bn: bool = False  # several GPUs: batch norm over the global batch (SyncBatchNorm, CUDA only)
 
 
 @dataclass
@@ -285,6 +289,7 @@ PRESETS: dict[str, tuple[str, dict]] = {
 }
 
 DEFAULT_PRESET = "dcgan"
+AMP_MODES = ("off", "bf16", "fp16")
 
 
 def preset_config(name: str) -> Config:
@@ -564,6 +569,10 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"train.nan_lr_scale: must be in (0, 1], got {t.nan_lr_scale}")
     if not (t.device in ("auto", "cpu", "cuda") or t.device.startswith("cuda:")):
         raise ConfigError(f"train.device: expected auto, cpu, cuda or cuda:N, got '{t.device}'")
+    _choice("train.amp", t.amp, AMP_MODES)
+    if t.amp == "fp16" and any(float(w) > 0 for w in cfg.loss.penalties.values()):
+        raise ConfigError("train.amp=fp16 cannot be combined with loss.penalties: their input gradients are not "
+                          "loss-scaled and can underflow in fp16; use train.amp=bf16")
 
     e = cfg.eval
     _positive("eval.every", e.every, allow_zero=True)

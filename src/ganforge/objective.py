@@ -108,6 +108,14 @@ class Objective:
         self.generator = generator  # latents, penalty interpolation, augmentation, pools
         self.device = torch.device(device)
         self.augment = self._build_augment(cfg)
+        # (rank, world size) under data parallelism: random draws are made for the global batch
+        # and this process keeps its rows, so N processes draw what one process would
+        self.shard = (0, 1)
+
+    def _rows(self, t: Tensor, n: int) -> Tensor:
+        """This process's ``n`` rows of a draw made for the global batch of ``n * world`` rows."""
+        rank, _ = self.shard
+        return t[rank * n:(rank + 1) * n]
 
     def _build_augment(self, cfg):
         a = cfg.augment
@@ -140,8 +148,13 @@ class Objective:
     def penalty(self, critic, real: Tensor, fake: Tensor, d_step: int, stats: dict, prefix: str = "") -> Tensor:
         total = real.new_zeros(())
         if self.penalties and d_step % self.every == 0:
+            b, world = real.shape[0], self.shard[1]
             for name, fn, weight in self.penalties:
-                p = fn(critic=critic, real=real, fake=fake, generator=self.generator)
+                kw = {}
+                if name in ("gp", "lp"):  # one interpolation coefficient per sample of the global batch
+                    alpha = torch.rand(b * world, generator=self.generator, device=self.generator.device)
+                    kw["alpha"] = self._rows(alpha, b).to(real.device, real.dtype)
+                p = fn(critic=critic, real=real, fake=fake, generator=self.generator, **kw)
                 total = total + weight * self.every * p
                 stats[f"loss/D/{name}{prefix}"] = p.detach()
         return total
@@ -191,8 +204,12 @@ class GANObjective(Objective):
         self.aux = float(cfg.loss.terms.get("aux", 1.0 if cfg.model.conditional else 0.0))
 
     def generate(self, G: nn.Module, y: Tensor | None, n: int) -> Tensor:
-        z = sample_latent(self.latent[0], n, self.latent[1], generator=self.generator, device=self.device) \
-            if self.latent[1] > 0 else None
+        """G on ``n`` fresh latents (this process's rows of the global batch's draw) and ``y``."""
+        z = None
+        if self.latent[1] > 0:
+            z = sample_latent(self.latent[0], n * self.shard[1], self.latent[1], generator=self.generator,
+                              device=self.device)
+            z = self._rows(z, n)  # (n, z_dim)
         return G(z, y)
 
     def fixed_inputs(self, data, n: int, seed: int) -> dict:
