@@ -149,11 +149,47 @@ def i2i(budget: float, seed: int = 0, n: int = 2000, only: list[str] | None = No
             f_up, _ = ext.extract(up, progress=False)
             f_real, _ = ext.extract(targets, progress=False)
             r["bicubic_fid"] = METRICS.get("fid")(f_real, f_up)["fid"]
+        r.update(identity_baseline(inputs, targets, ext, aligned=not hasattr(g.net, "ab")))
         row = {"run": label, "preset": preset, "overrides": " ".join(over), "budget_cpu_min": budget,
                "step": state.step, "seed": seed, "n": int(inputs.shape[0]), **r}
         rows.append(row)
         print(f"{label:20s} {budget:g} CPU-min (step {state.step}): " +
               ", ".join(f"{k} {v:.4g}" for k, v in r.items()), flush=True)
+    return rows
+
+
+@torch.no_grad()
+def identity_baseline(inputs: torch.Tensor, targets: torch.Tensor, ext, *, aligned: bool) -> dict:
+    """The do-nothing translation: the inputs themselves scored as outputs (same-size tasks only):
+    ``input_psnr`` / ``input_ssim`` against aligned targets, ``input_fid`` against the targets."""
+    from .metrics import METRICS
+    from .metrics.image import psnr, ssim
+    if inputs.shape[1:] != targets.shape[1:]:
+        return {}
+    x, y = targets.float().div(127.5).sub(1), inputs.float().div(127.5).sub(1)
+    out = {}
+    if aligned:
+        out["input_psnr"] = float(psnr(y, x).clamp(max=100).mean())
+        out["input_ssim"] = float(ssim(y, x).mean())
+    f_in, _ = ext.extract(inputs, progress=False)
+    f_t, _ = ext.extract(targets, progress=False)
+    out["input_fid"] = METRICS.get("fid")(f_t, f_in)["fid"]
+    return out
+
+
+def i2i_baselines(n: int = 2000) -> list[dict]:
+    """:func:`identity_baseline` for the same-size built-in tasks (no training)."""
+    from .config import resolve
+    from .data.pairs import load_config_pairs
+    from .features import get_feature_extractor
+    ext = get_feature_extractor("fmnist")
+    rows = []
+    for label, preset in (("pix2pix edges", "pix2pix"), ("deblur", "deblur"), ("CycleGAN shoes", "cyclegan")):
+        cfg = resolve(preset)
+        targets, inputs = load_config_pairs(cfg, "test", limit=n)
+        r = identity_baseline(inputs, targets, ext, aligned=preset != "cyclegan")
+        rows.append({"run": label, **r})
+        print(f"identity baseline {label:16s}: " + ", ".join(f"{k} {v:.4g}" for k, v in r.items()), flush=True)
     return rows
 
 
