@@ -97,9 +97,9 @@ def test_bad_inputs_end_in_one_line_errors(bad_rows):
     assert table.count("\n") == len(rows) + 1 and "BUG" not in table
 
 
-@pytest.mark.xfail(reason="known bugs found by the reliability bench: a broken run config.yaml on --resume, "
-                          "and `sample` on a checkpoint of another architecture, end in tracebacks")
 @pytest.mark.parametrize("case", KNOWN_BUGS)
-def test_known_bad_inputs_that_still_trace_back(bad_rows, case):
+def test_bad_inputs_found_by_the_reliability_bench_are_clean_errors(bad_rows, case):
+    """Once tracebacks (a broken config.yaml on --resume; `sample` on another architecture's
+    checkpoint), now one-line errors."""
     r = bad_rows[1][case]
     assert r["ok"] and not r["traceback"], r["stderr"][-600:]

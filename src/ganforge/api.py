@@ -144,7 +144,11 @@ def load(run_dir: str | Path, checkpoint: str | int | None = None, *, ema: bool 
     if use_ema and "G_ema" not in nets:
         raise CheckpointError(f"{ckpt} has no EMA generator (the run had train.ema=0)")
     g_args = meta.get("g_args", info["g_args"])
-    net = rebuild(cfg.model, g_args, "g")
+    try:
+        net = rebuild(cfg.model, g_args, "g")
+    except (TypeError, ValueError) as e:  # saved by a different model family or size
+        raise CheckpointError(f"{ckpt} was not made by this run's model ({cfg.model.arch}): "
+                              f"{str(e).splitlines()[0]}") from None
     try:
         net.load_state_dict(nets["G_ema" if use_ema else "G"])
     except RuntimeError as e:

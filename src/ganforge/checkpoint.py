@@ -135,7 +135,9 @@ def load_checkpoint(path: Path) -> tuple[dict, dict, dict]:
     try:
         state = torch.load(Path(path) / "state.pt", map_location="cpu", weights_only=True)
     except Exception as e:  # an unpicklable / malicious payload is refused, not run
-        raise CheckpointError(f"{path}/state.pt cannot be loaded safely: {e}") from None
+        why = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}/state.pt refused: it holds more than tensors and plain data, and "
+                              f"ganforge never unpickles such files ({why[:160]})") from None
     return nets, state, meta
 
 

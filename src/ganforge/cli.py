@@ -315,7 +315,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+    warnings.formatwarning = _one_line_warning  # a user sees "warning: ...", not source lines
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):

@@ -445,7 +445,10 @@ def load_yaml(path: str | Path) -> dict:
     try:
         d = yaml.safe_load(p.read_text())
     except yaml.YAMLError as e:
-        raise ConfigError(f"{p} is not valid YAML: {e}") from None
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{p} is not valid YAML{where}: {problem}") from None
     if d is None:
         return {}
     if not isinstance(d, dict):

@@ -56,7 +56,7 @@ def read_run(path: str | Path) -> tuple[dict, dict]:
         cfg = yaml.safe_load((p / CONFIG).read_text())
         info = json.loads((p / RUN_INFO).read_text())
     except (yaml.YAMLError, ValueError) as e:
-        raise RunDirError(f"{p} has an unreadable {CONFIG} or {RUN_INFO}: {e}") from None
+        raise RunDirError(f"{p} has an unreadable {CONFIG} or {RUN_INFO}: {str(e).splitlines()[0]}") from None
     return cfg, info
 
 

@@ -682,8 +682,12 @@ def resume(run_dir: str | Path, overrides: list[str] | tuple = (), *, quiet: boo
 
     Under ``torchrun`` every process restores the checkpoint the main process picked (the run
     folder must be readable by every machine, e.g. on a shared file system)."""
+    from .rundir import read_run
     run = check_run_dir(run_dir)
-    cfg = Config.from_dict(yaml.safe_load((run / CONFIG).read_text()))
+    cfg_dict, _ = read_run(run)  # a damaged config.yaml / run.json is a RunDirError, not a traceback
+    if not isinstance(cfg_dict, dict):
+        raise RunDirError(f"{run}/{CONFIG} does not hold a config mapping")
+    cfg = Config.from_dict(cfg_dict)
     for o in overrides:
         apply_override(cfg, o)
     validate(cfg)
