@@ -42,6 +42,18 @@ TINY_NET_KWARGS = {
 _unique = itertools.count()
 
 
+def data_cfg(root: Path | None = None, **data) -> Config:
+    """A default Config (seed 3, no progress bar) with ``data.root`` and other ``data.*`` set."""
+    cfg = Config()
+    cfg.seed = 3
+    cfg.train.progress = False
+    if root is not None:
+        cfg.data.root = str(root)
+    for k, v in data.items():
+        setattr(cfg.data, k, v)
+    return cfg
+
+
 @pytest.fixture(autouse=True)
 def _restore_torch_globals():
     """Training sets process-wide torch state (threads, deterministic mode, RNG); undo it."""

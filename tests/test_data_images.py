@@ -10,20 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from ganforge.config import Config
 from ganforge.data import DATASETS, DataError, InMemorySource, build_dataset
 from ganforge.data import images as gi
+from conftest import data_cfg as make_cfg
 
-
-def make_cfg(root: Path | None = None, **data) -> Config:
-    cfg = Config()
-    cfg.seed = 3
-    cfg.train.progress = False
-    if root is not None:
-        cfg.data.root = str(root)
-    for k, v in data.items():
-        setattr(cfg.data, k, v)
-    return cfg
 
 
 def rgb(w: int, h: int, color=(200, 30, 60)) -> Image.Image:

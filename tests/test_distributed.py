@@ -190,7 +190,7 @@ def two_processes(tmp_path_factory) -> Path:
 
 @needs_gloo
 def test_two_processes_equal_one_process_with_the_same_global_batch(two_processes, tmp_path, one_thread, capsys):
-    ranks = [torch.load(two_processes / f"equal-{r}.pt") for r in (0, 1)]
+    ranks = [torch.load(two_processes / f"equal-{r}.pt", weights_only=True) for r in (0, 1)]
     assert _max_diff(ranks[0], ranks[1]) == 0.0  # DDP keeps the processes' weights identical
     single = _steps(_cfg(tmp_path), 6)
     diff = _max_diff(ranks[0], single)
@@ -207,7 +207,7 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(two_processe
 def test_gradient_penalty_under_ddp_equals_one_process(two_processes, tmp_path, one_thread, capsys):
     """GP's double backward works through DDP, and its interpolation coefficients are drawn for
     the global batch and sliced, so two processes compute what one does."""
-    ranks = [torch.load(two_processes / f"gp-{r}.pt") for r in (0, 1)]
+    ranks = [torch.load(two_processes / f"gp-{r}.pt", weights_only=True) for r in (0, 1)]
     assert all(torch.isfinite(v).all() for sd in ranks[0].values() for v in sd.values())
     assert _max_diff(ranks[0], ranks[1]) == 0.0
     single = _steps(_cfg(tmp_path, *GP, preset="wgan-gp"), 4)

@@ -12,24 +12,14 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.transforms.functional import gaussian_blur
 
-from ganforge.config import Config
 from ganforge.data import DataError, build_dataset
 from ganforge.data import images as gi
 from ganforge.data import pairs as gp
 from ganforge.pool import ImagePool
+from conftest import data_cfg as make_cfg
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-
-def make_cfg(root: Path | None = None, **data) -> Config:
-    cfg = Config()
-    cfg.seed = 3
-    cfg.train.progress = False
-    if root is not None:
-        cfg.data.root = str(root)
-    for k, v in data.items():
-        setattr(cfg.data, k, v)
-    return cfg
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:

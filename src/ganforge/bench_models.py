@@ -27,18 +27,13 @@ BUDGET_NOTE = "process CPU-minutes of training (evaluation excluded)"
 
 def budget_train(preset: str, overrides: list[str], cpu_minutes: float, seed: int = 0):
     """Build a run's state and train it until ``cpu_minutes`` of process CPU time have passed."""
+    from .bench import train_for_cpu
     from .config import resolve
-    from .train import Reporter, build_state, train_step
+    from .train import Reporter, build_state
     cfg = resolve(preset, overrides=[f"seed={seed}", "train.progress=false", "train.steps=100000000",
                                      *overrides])
     state = build_state(cfg)
-    rep, cpu = Reporter(), 0.0
-    while cpu < cpu_minutes * 60:
-        c0 = time.process_time()
-        train_step(state, rep)
-        cpu += time.process_time() - c0
-        if state.step % 200 == 0:
-            rep.flush()
+    train_for_cpu(state, Reporter(), cpu_minutes * 60)
     return state
 
 

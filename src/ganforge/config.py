@@ -153,6 +153,11 @@ class Config:
 # -- presets -------------------------------------------------------------------------------
 
 _WGAN_NETS = {"d": {"norm": "none"}}
+_PIX2PIX = {  # shared by the pix2pix and deblur presets (they differ in the data)
+    "model": {"arch": "pix2pix", "z_dim": 0, "init": "normal", "init_gain": 0.02},
+    "loss": {"name": "ns", "terms": {"l1": 100.0}},
+    "optim": {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]},
+    "train": {"batch_size": 16}, "eval": {"best": ""}}
 
 PRESETS: dict[str, tuple[str, dict]] = {
     "vanilla": (
@@ -253,19 +258,11 @@ PRESETS: dict[str, tuple[str, dict]] = {
     # -- image-to-image ------------------------------------------------------------------------
     "pix2pix": (
         "Isola et al. 2017: U-Net G, conditional PatchGAN D, adversarial + 100 x L1; edges -> item",
-        {"data": {"name": "fmnist-edges"},
-         "model": {"arch": "pix2pix", "z_dim": 0, "init": "normal", "init_gain": 0.02},
-         "loss": {"name": "ns", "terms": {"l1": 100.0}},
-         "optim": {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]},
-         "train": {"batch_size": 16}, "eval": {"best": ""}},
+        {"data": {"name": "fmnist-edges"}, **_PIX2PIX},
     ),
     "deblur": (
         "pix2pix machinery on blurred -> sharp Fashion-MNIST pairs",
-        {"data": {"name": "fmnist-blur"},
-         "model": {"arch": "pix2pix", "z_dim": 0, "init": "normal", "init_gain": 0.02},
-         "loss": {"name": "ns", "terms": {"l1": 100.0}},
-         "optim": {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]},
-         "train": {"batch_size": 16}, "eval": {"best": ""}},
+        {"data": {"name": "fmnist-blur"}, **_PIX2PIX},
     ),
     "cyclegan": (
         "Zhu et al. 2017: two ResNet Gs, two PatchGAN Ds, LSGAN loss, cycle 10, identity 0.5, "

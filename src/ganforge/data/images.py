@@ -358,8 +358,9 @@ def _normalise_mode(im):
     return im.convert("RGB")  # CMYK, YCbCr, LAB, HSV, ...
 
 
-def _decode(path: Path, size: int, max_pixels: int):
-    """One file -> ('L' or 'RGB') PIL image of ``size`` x ``size``; raises on anything broken."""
+def open_image(path: Path, max_pixels: int, draft: int = 0):
+    """One file -> ('L' or 'RGB') PIL image at its own size, EXIF-oriented; raises on anything
+    broken or larger than ``max_pixels``. ``draft`` lets JPEGs decode at a reduced scale >= it."""
     from PIL import Image, ImageOps
 
     with warnings.catch_warnings():
@@ -368,18 +369,33 @@ def _decode(path: Path, size: int, max_pixels: int):
             w, h = im.size
             if w * h > max_pixels:
                 raise ValueError(f"too large ({w}x{h} > {max_pixels} pixels)")
-            if im.format == "JPEG":
-                im.draft(im.mode, (size, size))  # decode JPEGs at a reduced scale >= size
+            if draft and im.format == "JPEG":
+                im.draft(im.mode, (draft, draft))
             im.load()
             try:
                 im = ImageOps.exif_transpose(im)  # camera orientation
             except Exception:  # unreadable EXIF: keep the pixels as stored
                 pass
-            im = _normalise_mode(im)
-            # resize the shorter side to `size`, then center-crop (ImageOps.fit crops first,
-            # then resizes with an antialiasing filter; same result, less work)
-            return ImageOps.fit(im, (size, size), method=Image.Resampling.BICUBIC,
-                                centering=(0.5, 0.5))
+            return _normalise_mode(im)
+
+
+def skip_reason(e: Exception) -> str:
+    """Why an image file was skipped, for the skipped-files list."""
+    from PIL import Image
+
+    if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return f"too large ({e})"
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+
+
+def _decode(path: Path, size: int, max_pixels: int):
+    """One file -> ('L' or 'RGB') PIL image of ``size`` x ``size``; raises on anything broken."""
+    from PIL import Image, ImageOps
+
+    im = open_image(path, max_pixels, draft=size)
+    # resize the shorter side to `size`, then center-crop (ImageOps.fit crops first, then
+    # resizes with an antialiasing filter; same result, less work)
+    return ImageOps.fit(im, (size, size), method=Image.Resampling.BICUBIC, centering=(0.5, 0.5))
 
 
 class ImageFolderSource(InMemorySource):
@@ -422,8 +438,6 @@ def folder_source(cfg, path: str | Path, *, max_pixels: int = MAX_PIXELS) -> Ima
     Raises :class:`DataError` when the folder is missing, holds no image files, or none of them
     can be read.
     """
-    from PIL import Image
-
     root = Path(path).expanduser()
     if not root.exists():
         raise DataError(f"image folder not found: {root}")
@@ -446,11 +460,7 @@ def folder_source(cfg, path: str | Path, *, max_pixels: int = MAX_PIXELS) -> Ima
         try:
             im = _decode(f, size, max_pixels)
         except Exception as e:  # PIL raises many types on bad data; skip the file, keep a reason
-            if isinstance(e, Image.DecompressionBombError) or isinstance(e, Image.DecompressionBombWarning):
-                reason = f"too large ({e})"
-            else:
-                reason = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-            skipped.append(SkippedFile(f, reason))
+            skipped.append(SkippedFile(f, skip_reason(e)))
             continue
         decoded.append(im)
         used.append(f)

@@ -48,7 +48,7 @@ from torch import Tensor
 from . import DATASETS
 from .base import DataError, DataSource, InMemorySource
 from .images import (IMAGE_EXTENSIONS, MAX_PIXELS, PROGRESS_MIN_FILES, SkippedFile, _decode,
-                     _normalise_mode, convert_channels, folder_source, list_image_files, load_split)
+                     convert_channels, folder_source, list_image_files, load_split, open_image, skip_reason)
 
 
 def _to_unit(x: Tensor) -> Tensor:
@@ -290,35 +290,6 @@ for _task in PAIR_TASKS.values():
 
 # -- folders ---------------------------------------------------------------------------------
 
-def _skip_reason(e: Exception) -> str:
-    from PIL import Image
-
-    if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
-        return f"too large ({e})"
-    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-
-
-def _read_native(path: Path, max_pixels: int):
-    """One file -> ('L' or 'RGB') PIL image at its own size; raises on anything broken.
-
-    The checks and conversions of :func:`ganforge.data.images.folder_source`, without resizing.
-    """
-    from PIL import Image, ImageOps
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(path) as im:
-            w, h = im.size
-            if w * h > max_pixels:
-                raise ValueError(f"too large ({w}x{h} > {max_pixels} pixels)")
-            im.load()
-            try:
-                im = ImageOps.exif_transpose(im)
-            except Exception:  # unreadable EXIF: keep the pixels as stored
-                pass
-            return _normalise_mode(im)
-
-
 def _fit(im, size: int):
     """Shorter side to ``size`` (bicubic, antialiased), then the centre square."""
     from PIL import Image, ImageOps
@@ -432,9 +403,9 @@ def paired_folder_source(cfg, path: str | Path, *, max_pixels: int = MAX_PIXELS)
             ims = []
             for f in (in_a[k], in_b[k]):
                 try:
-                    ims.append(_decode(f, size, max_pixels) if size else _read_native(f, max_pixels))
+                    ims.append(_decode(f, size, max_pixels) if size else open_image(f, max_pixels))
                 except Exception as e:  # PIL raises many types on bad data; skip the pair, keep a reason
-                    skipped.append(SkippedFile(f, _skip_reason(e)))
+                    skipped.append(SkippedFile(f, skip_reason(e)))
             if len(ims) == 2:
                 pairs.append((k, ims[0], ims[1]))
                 files.append((in_a[k], in_b[k]))
@@ -447,9 +418,9 @@ def paired_folder_source(cfg, path: str | Path, *, max_pixels: int = MAX_PIXELS)
         for f in tqdm(found, desc=f"decoding {root.name or root}", unit="img",
                       disable=not show or len(found) <= PROGRESS_MIN_FILES, leave=False):
             try:
-                im = _read_native(f, max_pixels)
+                im = open_image(f, max_pixels)
             except Exception as e:
-                skipped.append(SkippedFile(f, _skip_reason(e)))
+                skipped.append(SkippedFile(f, skip_reason(e)))
                 continue
             w, h = im.size
             if w != 2 * h:
