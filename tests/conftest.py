@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from ganforge.config import Config, resolve
+from ganforge.validation import validate
 
 # Overrides that make any toy run tiny; tests add their own on top (later overrides win).
 TINY_TOY = (
@@ -79,7 +80,7 @@ def make_cfg(runs_dir: Path):
     """``make_cfg(*overrides, preset="vanilla")``: a validated tiny toy config writing into runs_dir."""
 
     def make(*overrides: str, preset: str = "vanilla") -> Config:
-        return resolve(preset, overrides=[*TINY_TOY, f"out={runs_dir}", *overrides])
+        return validate(resolve(preset, overrides=[*TINY_TOY, f"out={runs_dir}", *overrides]))
 
     return make
 
@@ -87,7 +88,7 @@ def make_cfg(runs_dir: Path):
 @pytest.fixture
 def train_tiny(make_cfg):
     """``train_tiny(*overrides, preset="vanilla")``: train a tiny toy run and return its folder."""
-    from ganforge.train import train
+    from ganforge.session import train
 
     def run(*overrides: str, preset: str = "vanilla") -> Path:
         return train(make_cfg(*overrides, preset=preset), quiet=True)
@@ -99,17 +100,17 @@ def train_tiny(make_cfg):
 def image_dataset(monkeypatch):
     """``image_dataset(shape=(1, 28, 28), n=64)``: register random uint8 images under a unique
     dataset name for this test only and return the name (for ``data.name=...``)."""
-    from ganforge.data import DATASETS, InMemorySource
+    from ganforge.data import DATASETS, Dataset, InMemorySource
 
     def register(shape=(1, 28, 28), n: int = 64) -> str:
         name = f"test-images-{next(_unique)}"
         g = torch.Generator().manual_seed(1234)
         data = torch.randint(0, 256, (n, *shape), generator=g, dtype=torch.uint8)
 
-        def factory(cfg):
+        def factory(cfg, path=""):
             return InMemorySource(data, seed=cfg.seed, description=f"{n} random images {shape}")
 
-        monkeypatch.setitem(DATASETS._items, name, factory)
+        monkeypatch.setitem(DATASETS._items, name, Dataset(build=factory, task="generate"))
         return name
 
     return register
@@ -119,7 +120,7 @@ def image_dataset(monkeypatch):
 def labelled_dataset(monkeypatch):
     """``labelled_dataset(shape=(1, 28, 28), n=60, classes=3)``: random uint8 images whose
     brightness depends on the label, registered for this test only; returns the name."""
-    from ganforge.data import DATASETS, InMemorySource
+    from ganforge.data import DATASETS, Dataset, InMemorySource
 
     def register(shape=(1, 28, 28), n: int = 60, classes: int = 3) -> str:
         name = f"test-labelled-{next(_unique)}"
@@ -128,11 +129,12 @@ def labelled_dataset(monkeypatch):
         data = (torch.randint(0, 64, (n, *shape), generator=g) + labels.view(-1, *([1] * len(shape))) * 64)
         data = data.to(torch.uint8)
 
-        def factory(cfg):
+        def factory(cfg, path=""):
             return InMemorySource(data, labels, seed=cfg.seed, num_classes=classes,
                                   description=f"{n} labelled random images {shape}")
 
-        monkeypatch.setitem(DATASETS._items, name, factory)
+        monkeypatch.setitem(DATASETS._items, name, Dataset(build=factory, task="generate",
+                                                           classes=tuple(map(str, range(classes)))))
         return name
 
     return register

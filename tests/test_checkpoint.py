@@ -13,7 +13,9 @@ import torch
 from ganforge.checkpoint import (CheckpointError, latest_checkpoint, list_checkpoints, load_checkpoint,
                                  load_weights, save_checkpoint, verify)
 from ganforge.rundir import RunDirError
-from ganforge.train import build_state, restore, resume
+from ganforge.loop import build_state
+from ganforge.checkpoint import restore_run as restore
+from ganforge.session import resume
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -12,8 +12,14 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ganforge.config import (PRESETS, Config, ConfigError, apply_override, preset_config, resolve,
-                             validate)
+from ganforge.config import PRESETS, Config, ConfigError, apply_override, preset_config
+from ganforge.config import resolve as resolve_values
+from ganforge.validation import validate
+
+
+def resolve(*args, **kwargs):
+    """What the CLI does: resolve the values, then validate every section against its registry."""
+    return validate(resolve_values(*args, **kwargs))
 
 
 def _leaf_fields(obj=None, prefix=""):

@@ -58,7 +58,7 @@ def test_folder_reads_good_files_and_counts_skipped(messy_folder: Path):
     assert "3 unreadable files skipped" in src.description
     assert len(src.files) == 8 and not any(f.name in ("zero.png", "notes.txt") for f in src.files)
     assert src.data.dtype == torch.uint8 and src.data.shape == (8, 3, 16, 16)  # mixed -> RGB
-    assert src.num_classes == 0 and src.kind == "image" and src.shape == (3, 16, 16)
+    assert src.num_classes == 0 and src.shape == (3, 16, 16)
     x, y = src.next(5)
     assert y is None
     assert x.dtype == torch.float32 and x.shape == (5, 3, 16, 16)

@@ -20,7 +20,8 @@ from torch import nn
 from ganforge.checkpoint import latest_checkpoint, load_checkpoint
 from ganforge.config import ConfigError, resolve
 from ganforge.distributed import Dist, LaunchError, NetView, check_launch, read_env
-from ganforge.train import Reporter, build_state, train_step
+from ganforge.reporting import Reporter
+from ganforge.loop import build_state, train_step
 
 from conftest import TINY_TOY
 
@@ -105,7 +106,7 @@ def test_global_batch_must_divide_by_the_processes(tmp_path):
 
 
 def test_sync_bn_is_refused_on_the_cpu(tmp_path):
-    from ganforge.train import train
+    from ganforge.session import train
     cfg = _cfg(tmp_path, "train.sync_bn=true")
     with pytest.raises(ConfigError, match="train.sync_bn needs CUDA"):
         check_launch(cfg, 2, torch.device("cpu"))
@@ -155,7 +156,8 @@ def test_view_routes_calls_of_the_net_and_its_parts_through_the_runner():
 
 def _worker(rank: int, world: int, port: int, out: str) -> None:
     """One of two processes: joins a gloo group and runs the scenarios of the tests below."""
-    import ganforge.train as T
+    import ganforge.loop as L
+    import ganforge.session as T
     from ganforge.distributed import launch
     os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world),
                        "LOCAL_WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
@@ -168,14 +170,17 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
             with launch(cfg, torch.device("cpu")) as dist:
                 torch.save(_steps(cfg, steps, dist), out / f"{name}-{rank}.pt")
         # a SIGTERM in process 1 only: both processes stop at the same step, process 0 checkpoints
-        step_fn = T.train_step
+        step_fn = L.train_step
 
         def signalling_step(state, report):
             step_fn(state, report)
             if rank == 1 and state.step == 7:
                 os.kill(os.getpid(), signal.SIGTERM)
-        T.train_step = signalling_step
-        run = T.train(_cfg(out / "stop", "train.steps=1000", "train.log_every=5"), quiet=True)
+        L.train_step = signalling_step
+        try:
+            run = T.train(_cfg(out / "stop", "train.steps=1000", "train.log_every=5"), quiet=True)
+        except T.TrainingInterrupted as e:
+            run = e.run_dir
         (out / f"stop-{rank}.json").write_text(json.dumps({"run": str(run)}))
     finally:
         tdist.destroy_process_group()
@@ -249,7 +254,7 @@ def _final(run: Path) -> dict:
 
 @needs_gloo
 def test_torchrun_run_and_resume(tmp_path, one_thread, capsys):
-    from ganforge.train import train
+    from ganforge.session import train
     full = tmp_path / "full"
     proc = _torchrun(tmp_path, "vanilla", *_sets(*DDP_TOY, *RESUME, f"out={full}"))
     assert proc.stdout.count("run folder:") == 1 and "x 2 processes" in proc.stdout  # process 0 speaks

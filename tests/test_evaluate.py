@@ -11,8 +11,11 @@ import torch
 from ganforge.cli import main
 from ganforge.config import ConfigError
 from ganforge.data import images as gi
-from ganforge.evaluate import (EvalError, compute, evaluate_generator, parse_metrics, parse_ref,
-                               reference_features)
+from ganforge.config import Config
+from ganforge.data import parse_ref
+from ganforge.errors import DataError, EvalError
+from ganforge.evaluation import METRICS, evaluate, parse_metrics, reference_features
+from ganforge.tasks import TASKS
 from ganforge.features import get_feature_extractor
 from ganforge.metrics import fid_from_features
 
@@ -27,26 +30,70 @@ def _isolated(tmp_path, monkeypatch):
     torch.set_num_threads(1)
 
 
-def test_metric_names_and_aliases():
-    assert parse_metrics("fid,kid,pr,dc,is") == ["fid", "kid", "prdc", "inception_score"]
-    assert parse_metrics(["pr", "dc"]) == ["prdc"]  # computed once
+class FakeModel:
+    """Anything with a task, a config and ``sample(k, seed, labels)`` can be evaluated."""
+
+    step, checkpoint, ema, data_shape = 0, None, False, (1, 28, 28)
+
+    def __init__(self, sample, *, num_classes: int = 0):
+        self.task = TASKS.get("generate")
+        self.cfg = Config()
+        self.cfg.model.conditional = num_classes > 0
+        self.num_classes = num_classes
+        self._sample = sample
+
+    @property
+    def conditional(self):
+        return self.num_classes > 0
+
+    def sample(self, n, seed=None, labels=None):
+        return self._sample(n, seed) if labels is None else self._sample(n, seed, labels)
+
+
+class FixedFeatures:
+    """An evaluation context whose features are given (to check each metric against its maths)."""
+
+    def __init__(self, real, fake, probs, seed=0):
+        self.real, self.fake, self.probs, self.seed, self._cache = real, fake, probs, seed, {}
+
+    def reference(self):
+        return self.real, None, {}
+
+    def fake_features(self):
+        return self.fake, self.probs
+
+    def _once(self, key, make):
+        return self._cache.setdefault(key, make())
+
+
+def test_metric_names_come_from_the_registry():
+    assert [m.name for m in parse_metrics("fid,kid,pr,dc,is")] == ["fid", "kid", "pr", "dc", "is"]
+    assert [m.name for m in parse_metrics(["pr", "pr"])] == ["pr"]  # asked twice, computed once
+    assert {"fid", "kid", "pr", "dc", "is", "acc", "ifid", "modes", "l1", "psnr", "ssim", "cycle"} <= set(METRICS.keys())
     with pytest.raises(EvalError, match="did you mean 'fid'"):
         parse_metrics("fdi")
     with pytest.raises(EvalError):
         parse_metrics(" , ")
     assert parse_ref("fashion-mnist") == ("fashion-mnist", "test")
-    with pytest.raises(EvalError):
+    assert parse_ref("fmnist-edges:train") == ("fmnist-edges", "train")
+    with pytest.raises(DataError):
         parse_ref("fashion-mnist:validation")
 
 
-def test_compute_matches_the_metric_functions():
+def test_metrics_match_the_metric_functions():
+    from ganforge.metrics import inception_score_from_probs, kid_from_features, prdc
     g = torch.Generator().manual_seed(0)
     real, fake = torch.randn(300, 8, generator=g), torch.randn(300, 8, generator=g) + 0.5
     probs = torch.softmax(torch.randn(300, 10, generator=g), 1)
-    out = compute(["fid", "kid", "prdc", "inception_score"], real, fake, probs)
+    ctx = FixedFeatures(real, fake, probs)
+    out = {}
+    for m in parse_metrics("fid,kid,pr,dc,is"):
+        out.update(m.compute(ctx))
     assert out["fid"] == pytest.approx(fid_from_features(real, fake), rel=1e-12)
-    assert {"kid_mean", "kid_std", "precision", "recall", "density", "coverage", "is_mean"} <= out.keys()
-    assert out["kid_mean"] > 0
+    assert (out["kid_mean"], out["kid_std"]) == pytest.approx(kid_from_features(real, fake, subset_size=300, seed=0))
+    ref = prdc(real, fake, nearest_k=5, pr_nearest_k=3)
+    assert {k: out[k] for k in ref} == pytest.approx(ref)
+    assert (out["is_mean"], out["is_std"]) == pytest.approx(inception_score_from_probs(probs, splits=10))
 
 
 @needs_fmnist
@@ -81,13 +128,13 @@ def test_real_images_score_better_than_noise():
     def noise_sampler(k, seed):
         return torch.rand(k, 1, 28, 28, generator=torch.Generator().manual_seed(seed)) * 2 - 1
 
-    kw = dict(metrics="fid,pr", n=400, ref="fashion-mnist:test", ref_n=400, extractor=ext, progress=False)
-    real = evaluate_generator(real_sampler, **kw)
-    noise = evaluate_generator(noise_sampler, **kw)
+    kw = dict(metrics="fid,pr", n=400, ref="fashion-mnist:test", extractor=ext, progress=False)
+    real = evaluate(FakeModel(real_sampler), **kw)
+    noise = evaluate(FakeModel(noise_sampler), **kw)
     assert real["results"]["fid"] < noise["results"]["fid"] / 5
     assert real["results"]["precision"] > 0.5
     prov = real["provenance"]
-    assert prov["extractor"] == "fmnist" and prov["n"] == 400 and prov["reference_n"] == 400
+    assert prov["extractor"] == "fmnist" and prov["n"] == 400 and prov["reference_n"] == 10000
     assert prov["torch"] == torch.__version__
 
 
@@ -119,10 +166,10 @@ def test_eval_command_and_periodic_eval(tmp_path, capsys):
 def test_eval_user_errors_are_one_line(tmp_path, capsys, train_tiny):
     assert main(["eval", str(tmp_path)]) == 2
     assert "not a ganforge run folder" in capsys.readouterr().err
-    run = train_tiny()  # a toy run: no image reference to compare with
-    assert main(["eval", str(run)]) == 2
+    run = train_tiny()  # a toy run: image metrics do not apply (its default is mode coverage)
+    assert main(["eval", str(run), "--metrics", "fid", "--n", "100"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error:") and "--ref" in err and "Traceback" not in err
+    assert err.startswith("error:") and "image samples" in err and "Traceback" not in err
     assert main(["eval", str(run), "--metrics", "fdi", "--ref", "fashion-mnist:test"]) == 2
     assert "unknown metric" in capsys.readouterr().err
 
@@ -147,34 +194,36 @@ def test_eval_modes_on_a_toy_run(train_tiny, tmp_path, capsys):
     m = ring8()
     assert res["results"] == pytest.approx(mode_metrics(load(run).sample(500, seed=0), m.means, m.std))
     capsys.readouterr()
-    assert main(["eval", str(run), "--metrics", "modes,fid"]) == 2  # no image reference for toy data
-    assert "--ref" in capsys.readouterr().err
+    assert main(["eval", str(run), "--metrics", "modes,fid"]) == 2  # no image metrics for toy data
+    assert "image samples" in capsys.readouterr().err
 
 
-class _RealImagesAsGenerator:
+def _real_images_as_generator(shift: int) -> FakeModel:
     """A 'conditional generator' that returns real test images of class (label + shift) % 10."""
+    x, y = gi.load_split("fashion-mnist", "test")
+    by_class = [x[y == k][:60] for k in range(10)]
 
-    conditional, num_classes = True, 10
-
-    def __init__(self, shift: int):
-        x, y = gi.load_split("fashion-mnist", "test")
-        self.by_class = [x[y == k][:60] for k in range(10)]
-        self.shift = shift
-
-    def sample(self, n, seed=None, labels=None):
-        imgs = self.by_class[(int(labels) + self.shift) % 10][:n]
-        return imgs.float().div(127.5).sub(1)
+    def sample(n, seed, labels):
+        return by_class[(int(labels) + shift) % 10][:n].float().div(127.5).sub(1)
+    return FakeModel(sample, num_classes=10)
 
 
 @needs_fmnist
 def test_conditional_accuracy_and_intra_class_fid():
-    from ganforge.evaluate import conditional_results
-    from ganforge.features import get_feature_extractor
     ext = get_feature_extractor("fmnist")
-    right = conditional_results(_RealImagesAsGenerator(0), n=500, ref="fashion-mnist:test", extractor=ext)
-    wrong = conditional_results(_RealImagesAsGenerator(1), n=500, ref="fashion-mnist:test", extractor=ext)
+    kw = dict(metrics="acc,ifid", n=500, ref="fashion-mnist:test", extractor=ext)
+    right = evaluate(_real_images_as_generator(0), **kw)["results"]
+    wrong = evaluate(_real_images_as_generator(1), **kw)["results"]
     assert right["acc"] > 0.85  # the classifier's accuracy on real images of the asked class
     assert wrong["acc"] < 0.1  # every image shows the next class
     assert right["ifid"] < 0.25 * wrong["ifid"]
     assert set(f"ifid_{k}" for k in range(10)) <= set(right)
     assert right["ifid"] == pytest.approx(sum(right[f"ifid_{k}"] for k in range(10)) / 10)
+
+
+def test_a_metric_that_does_not_apply_says_why():
+    model = FakeModel(lambda n, seed: torch.zeros(n, 1, 28, 28))
+    with pytest.raises(EvalError, match="class-conditional"):
+        evaluate(model, metrics="acc", n=10)
+    with pytest.raises(EvalError, match="paired"):
+        evaluate(model, metrics="psnr", n=10)

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ganforge.config import ConfigError, ModelConfig
+from ganforge.tasks import TASKS
 from ganforge.nets import INITS, NETS, build_nets, rebuild
 from ganforge.nets.cyclegan import CycleDiscriminator, CycleGenerator, ResnetGenerator
 from ganforge.nets.pix2pix import PatchDiscriminator, UNetGenerator, crop, pad_to_multiple
@@ -43,7 +44,7 @@ def build(arch, shape, cond, *, seed=0, init="normal", gain=0.02, g=None, d=None
     cfg = ModelConfig(arch=arch, z_dim=8, init=init, init_gain=gain, g={**g_kw, **(g or {})},
                       d={**d_kw, **(d or {})})
     torch.manual_seed(seed)
-    G, D, g_args, d_args = build_nets(cfg, shape, kind=KIND[arch], cond_shape=cond)
+    G, D, g_args, d_args = build_nets(cfg, shape, cond_shape=cond)
     return G, D, cfg, g_args, d_args
 
 
@@ -146,16 +147,18 @@ def test_every_init_builds_finite_nets(arch):
             assert torch.isfinite(D(G(None, y), y)).all(), init
 
 
-def test_registered_families_and_kinds():
-    assert NETS.get("pix2pix").kinds == ("paired",) and NETS.get("srgan").kinds == ("paired",)
+def test_registered_families_and_tasks():
+    from ganforge.config import resolve
+    from ganforge.objectives import CycleObjective
+    from ganforge.validation import validate
+    assert NETS.get("pix2pix").task == "paired" and NETS.get("srgan").task == "paired"
     fam = NETS.get("cyclegan")
-    assert fam.kinds == ("unpaired",) and fam.objective == "cycle"
+    assert fam.task == "unpaired" and TASKS.get(fam.task).objective is CycleObjective
     assert fam.generator is CycleGenerator and fam.discriminator is CycleDiscriminator
-    cfg = ModelConfig(arch="pix2pix", g={"width": 8}, d={"width": 8})
-    with pytest.raises(ConfigError, match="paired"):
-        build_nets(cfg, (1, 28, 28), kind="image")
+    with pytest.raises(ConfigError, match="paired image-to-image"):  # the dataset serves another task
+        validate(resolve("pix2pix", overrides=["data.name=fashion-mnist"]))
     with pytest.raises(ConfigError, match="set by the data"):
-        build_nets(ModelConfig(arch="srgan", g={"cond_shape": [1, 14, 14]}), (1, 28, 28), kind="paired",
+        build_nets(ModelConfig(arch="srgan", g={"cond_shape": [1, 14, 14]}), (1, 28, 28),
                    cond_shape=(1, 14, 14))
 
 
@@ -256,7 +259,7 @@ def test_spectral_norm_options():
 
 
 def test_every_image_to_image_family_is_checked_here():
-    i2i = {n for n in NETS.keys() if set(NETS.get(n).kinds) <= {"paired", "unpaired"}}
+    i2i = {n for n, f in NETS.items() if TASKS.get(f.task).takes_images}
     assert i2i == set(CASES), f"image-to-image families without cases here: {i2i - set(CASES)}"
 
 

@@ -13,7 +13,7 @@ from ganforge import load
 from ganforge.cli import main
 from ganforge.config import resolve
 from ganforge.data import images as gi
-from ganforge.train import train
+from ganforge.session import train
 
 needs_fmnist = pytest.mark.skipif(not (gi.DEBIAN_FASHION_MNIST / "t10k-images-idx3-ubyte.gz").is_file(),
                                   reason="Debian package dataset-fashion-mnist not installed")
@@ -86,7 +86,7 @@ def test_wrong_tool_for_the_model_is_a_clean_error(runs, tmp_path, capsys):
 
 @needs_fmnist
 def test_eval_of_image_to_image_runs(runs):
-    from ganforge.evaluate import evaluate_run
+    from ganforge.evaluation import evaluate_run
     p = evaluate_run(runs["pix2pix"], n=40, features="fmnist")["results"]
     assert {"l1", "psnr", "ssim", "fid"} <= set(p) and 0 < p["l1"] < 2
     s = evaluate_run(runs["srgan"], n=40, features="fmnist")["results"]
@@ -97,16 +97,25 @@ def test_eval_of_image_to_image_runs(runs):
 
 
 def test_translation_metrics_by_hand():
-    from ganforge.evaluate import translation_results
+    """A "model" that adds 0.1 to every pixel, evaluated through the real metric registry."""
+    from ganforge.config import Config
+    from ganforge.data import Split
+    from ganforge.evaluation import EvalContext, parse_metrics
+    from ganforge.tasks import TASKS
 
-    class Shift:  # "model" that adds 0.1 to every pixel of its [-1, 1] input
-        net = torch.nn.Identity()
+    class Shift:
+        task, cfg, data_shape, conditional = TASKS.get("paired"), Config(), (1, 8, 8), False
+        args = {"out_shape": [1, 8, 8], "cond_shape": [1, 8, 8]}
 
         def translate(self, y, direction="ab"):
             return y + 0.1
 
     inputs = torch.full((3, 1, 8, 8), 100, dtype=torch.uint8)
-    targets = inputs.clone()
-    r = translation_results(Shift(), inputs, targets)
+    ctx = EvalContext(Shift(), n=3, ref="fmnist-edges:test")
+    ctx._cache["split"] = Split(inputs.clone(), None, inputs)
+    r = {}
+    for m in parse_metrics("l1,psnr,ssim", Shift()):
+        r.update(m.compute(ctx))
     assert r["l1"] == pytest.approx(0.1, abs=1e-6)
     assert r["psnr"] == pytest.approx(10 * torch.log10(torch.tensor(4 / 0.01)).item(), abs=1e-3)
+    assert 0.9 < r["ssim"] < 1.0

@@ -68,8 +68,8 @@ def test_signal_checkpoints_and_resume_is_exact(tmp_path, reference, sig):
     run = _wait_for_step(tmp_path, 60, proc)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
-    assert "interrupted" in out
+    assert proc.returncode == 130, err  # an interrupt is not a success, even after a clean checkpoint
+    assert "interrupted" in out and f"ganforge train --resume {run}" in err
     stopped = json.loads((run / "result.json").read_text())
     assert stopped["reason"] == "interrupted" and 60 <= stopped["step"] < STEPS
     # the final checkpoint is at the step where it stopped, not at the last periodic one
@@ -93,3 +93,27 @@ def test_kill_9_loses_only_steps_since_the_last_checkpoint(tmp_path, reference):
     assert res.returncode == 0, res.stderr
     assert f"step {saved}" in res.stdout
     _assert_same(_final_weights(run), reference)
+
+
+def test_the_python_api_reraises_keyboard_interrupt_after_checkpointing(make_cfg, monkeypatch):
+    """ganforge.train() must not return normally after Ctrl-C: a script would go on as if training
+    had finished. A real SIGINT is sent to this process during step 3."""
+    import os
+
+    import ganforge
+    import ganforge.loop as loop
+    from ganforge.session import TrainingInterrupted
+    step = loop.train_step
+
+    def interrupting_step(state, report):
+        step(state, report)
+        if state.step == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+    monkeypatch.setattr(loop, "train_step", interrupting_step)
+    with pytest.raises(KeyboardInterrupt) as info:
+        ganforge.train(make_cfg("train.steps=50"), quiet=True)
+    assert isinstance(info.value, TrainingInterrupted) and info.value.step == 3
+    assert "--resume" in str(info.value)
+    run = info.value.run_dir
+    assert json.loads((run / "result.json").read_text())["reason"] == "interrupted"
+    assert int(latest_checkpoint(run / "checkpoints").name.split("-")[1]) == 3

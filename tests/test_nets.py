@@ -21,6 +21,7 @@ from torch.nn.utils import parametrize
 from conftest import TINY_NET_KWARGS
 from ganforge.checkpoint import flatten, unflatten
 from ganforge.config import ConfigError, ModelConfig
+from ganforge.tasks import TASKS
 from ganforge.nets import INITS, LATENTS, NETS, build_nets, sample_latent
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -72,7 +73,7 @@ class NetFamilyChecks:
         cfg = ModelConfig(arch=self.arch, z_dim=Z_DIM, init=init, init_gain=gain,
                           g={**g_kw, **(g or {})}, d={**d_kw, **(d or {})})
         torch.manual_seed(seed)
-        G, D, _, _ = build_nets(cfg, shape, kind=_kind(shape))
+        G, D, _, _ = build_nets(cfg, shape)
         return G, D
 
     def d_supports_sn(self) -> bool:
@@ -240,14 +241,14 @@ def test_every_registered_family_has_checks():
     """Noise-to-image families share these checks; image-to-image ones are checked in
     test_i2i_nets.py (their G takes an image, their D may return a patch map)."""
     tested = {cls.arch for cls in NetFamilyChecks.__subclasses__()}
-    i2i = {n for n in NETS.keys() if set(NETS.get(n).kinds) <= {"paired", "unpaired"}}
+    i2i = {n for n, f in NETS.items() if TASKS.get(f.task).takes_images}
     assert set(NETS.keys()) - i2i == tested, f"families without a NetFamilyChecks subclass: {set(NETS.keys()) - i2i - tested}"
 
 
 def test_dcgan_refuses_vectors_and_points_to_mlp():
     cfg = ModelConfig(arch="dcgan", z_dim=Z_DIM, g={"width": 8}, d={"width": 8})
     with pytest.raises(ConfigError, match="mlp"):
-        build_nets(cfg, (2,), kind="vector")
+        build_nets(cfg, (2,))
 
 
 # -- initialisation statistics (on nets large enough to estimate them) ---------------------------
@@ -256,7 +257,7 @@ def _big_nets(arch: str, init: str, gain: float, seed: int = 0):
     shape = (2,) if arch == "mlp" else (3, 64, 64)
     cfg = ModelConfig(arch=arch, z_dim=100, init=init, init_gain=gain)  # default widths (256 / 64)
     torch.manual_seed(seed)
-    G, D, _, _ = build_nets(cfg, shape, kind=_kind(shape))
+    G, D, _, _ = build_nets(cfg, shape)
     return G, D
 
 

@@ -13,9 +13,11 @@ from torch import nn
 from conftest import TINY_TOY
 from ganforge.config import ConfigError, resolve
 from ganforge.losses import d_minimax
-from ganforge.objective import CycleObjective, GANObjective
+from ganforge.objectives import CycleObjective, GANObjective
 from ganforge.regularizers import consistency_penalty
-from ganforge.train import Reporter, build_state, restore, save, train_step
+from ganforge.reporting import Reporter
+from ganforge.loop import build_state, train_step
+from ganforge.checkpoint import restore_run as restore, save_run as save
 
 IMG = ("model.arch=dcgan", "model.g.width=8", "model.d.width=8", "model.z_dim=8", "train.batch_size=8",
        "train.steps=4", "train.log_every=2", "train.sample_every=0", "train.ckpt_every=0",

@@ -84,7 +84,7 @@ def test_shoes_domains_have_the_right_classes(fmnist_root):
 
 def test_task_sources_give_aligned_batches_in_range(fmnist_root):
     src = build_dataset(make_cfg(fmnist_root, name="fmnist-blur", limit=16, download=False))
-    assert isinstance(src, gp.PairedSource) and src.kind == "paired"
+    assert isinstance(src, gp.PairedSource)
     assert src.shape == (1, 28, 28) and src.cond_shape == (1, 28, 28) and src.num_classes == 0
     assert "16 pairs" in src.description
     x, y = src.next(4)
@@ -98,7 +98,7 @@ def test_task_sources_give_aligned_batches_in_range(fmnist_root):
         build_dataset(make_cfg(fmnist_root, name="fmnist-sr4", limit=4, image_size=30))
 
     src = build_dataset(make_cfg(fmnist_root, name="fmnist-shoes", limit=8))
-    assert isinstance(src, gp.UnpairedSource) and src.kind == "unpaired" and src.num_classes == 0
+    assert isinstance(src, gp.UnpairedSource) and src.num_classes == 0
     assert src.shape == src.cond_shape == (1, 28, 28) and len(src) == 8
     x, y = src.next(3)
     assert x.shape == y.shape == (3, 1, 28, 28) and x.min() >= -1 and x.max() <= 1
@@ -177,7 +177,7 @@ def test_side_by_side_folder(tmp_path):
         save(im, d / "train" / f"{i}.png")
     (d / "train" / "broken.png").write_bytes(b"not a png")
     src = build_dataset(make_cfg(name=f"paired:{d}"))
-    assert isinstance(src, gp.PairedSource) and src.kind == "paired"
+    assert isinstance(src, gp.PairedSource)
     assert src.shape == (3, 12, 12) and src.cond_shape == (3, 12, 12) and len(src) == 4
     assert [p.name for p, _ in src.skipped] == ["broken.png"] and "1 unreadable" in src.description
     x, y = src.next(4)
@@ -257,7 +257,7 @@ def test_unpaired_folder(tmp_path):
         save(Image.new("RGB", (20, 12), (0, 0, 50 * i)), d / "trainB" / f"{i}.jpg")
     (d / "trainB" / "zero.png").write_bytes(b"")
     src = build_dataset(make_cfg(name=f"unpaired:{d}", image_size=8))
-    assert isinstance(src, gp.UnpairedSource) and src.kind == "unpaired"
+    assert isinstance(src, gp.UnpairedSource)
     assert src.shape == (3, 8, 8) and src.cond_shape == (1, 8, 8)
     assert len(src) == 4 and len(src.a) == 3 and len(src.skipped) == 1
     x, y = src.next(5)

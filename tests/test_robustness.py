@@ -19,7 +19,7 @@ from ganforge.config import resolve
 from ganforge.data import DataError
 from ganforge.data.images import folder_source
 from ganforge.rundir import RunDirError
-from ganforge.train import train
+from ganforge.session import train
 
 
 def _png_bytes(size=(9, 7), mode="RGB") -> bytes:

@@ -11,7 +11,10 @@ import torch
 
 from ganforge.checkpoint import latest_checkpoint, load_checkpoint
 from ganforge.config import ConfigError
-from ganforge.train import Reporter, build_state, restore, save, train, train_step
+from ganforge.reporting import Reporter
+from ganforge.loop import build_state, train_step
+from ganforge.checkpoint import restore_run as restore, save_run as save
+from ganforge.session import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

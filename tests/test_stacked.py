@@ -68,7 +68,7 @@ def test_registered_with_shapes_and_labels(source, fake_fmnist):
     assert "stacked-fmnist" in DATASETS
     assert fake_fmnist == [dict(name="fashion-mnist", split="train", image_size=0, channels=1, limit=0)]
     assert isinstance(source, st.StackedSource)
-    assert (source.shape, source.num_classes, source.kind) == ((3, 28, 28), 1000, "image")
+    assert (source.shape, source.num_classes) == ((3, 28, 28), 1000)
     assert "stacked-fmnist" in source.description
     x, y = source.next(64)
     assert x.shape == (64, 3, 28, 28) and x.dtype == torch.float32

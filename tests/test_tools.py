@@ -12,8 +12,8 @@ from PIL import Image
 from ganforge import load
 from ganforge.cli import main
 from ganforge.config import resolve
-from ganforge.tools import interpolation_frames, lerp, slerp
-from ganforge.train import train
+from ganforge.interpolate import interpolation_frames, lerp, slerp
+from ganforge.session import train
 
 TINY_IMG = ("model.g.width=8", "model.d.width=8", "model.z_dim=8", "train.batch_size=8", "train.steps=2",
             "train.log_every=1", "train.sample_every=0", "train.ckpt_every=0", "train.progress=false",

@@ -457,3 +457,9 @@ class Augment:
     def __repr__(self) -> str:
         ada = f", ada_target={self.ada.target}" if self.ada is not None else ""
         return f"Augment(policy={self.policy!r}, p={self.p}{ada}, noise={self.noise}, noise_steps={self.noise_steps})"
+
+
+def validate_config(cfg) -> None:
+    """The augment section's DiffAugment policy names."""
+    for part in filter(None, (p.strip() for p in cfg.augment.policy.split(","))):
+        AUGMENTATIONS.check("augment.policy", part)

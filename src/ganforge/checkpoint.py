@@ -1,4 +1,4 @@
-"""Complete, atomic, verifiable checkpoints.
+"""Complete, atomic, verifiable checkpoints, and the run state they capture.
 
 A checkpoint is a folder ``checkpoints/ckpt-0001234/`` holding
 
@@ -17,18 +17,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import shutil
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
 PREFIX = "ckpt-"
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be used (missing, damaged, or from another model)."""
+from ._version import __version__
+from .errors import CheckpointError, TrainingDiverged
 
 
 def _sha256(path: Path) -> str:
@@ -150,3 +152,88 @@ def latest_checkpoint(ckpt_root: Path) -> Path | None:
         except CheckpointError as e:
             warnings.warn(f"{e}; falling back to the previous checkpoint", stacklevel=2)
     return None
+
+
+# -- a run's complete state ------------------------------------------------------------------
+
+def capture_rng(z_gen: torch.Generator) -> dict:
+    """Every random number generator a run draws from (torch, CUDA, Python, NumPy, the run's own)."""
+    np_state = np.random.get_state()
+    rng = {"torch": torch.get_rng_state(), "python": random.getstate(),
+           "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]),
+                     int(np_state[3]), float(np_state[4])],
+           "z_gen": z_gen.get_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return rng
+
+
+def restore_rng(z_gen: torch.Generator, rng: dict) -> None:
+    torch.set_rng_state(rng["torch"])
+    random.setstate(rng["python"])
+    n = rng["numpy"]
+    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), n[2], n[3], n[4]))
+    z_gen.set_state(rng["z_gen"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def net_states(state) -> dict:
+    """The plain nets' state dicts (never a DDP or compiled wrapper's: no prefixes)."""
+    nets = {"G": state.G.state_dict(), "D": state.D.state_dict()}
+    if state.G_ema is not None:
+        nets["G_ema"] = state.G_ema.module.state_dict()
+    return nets
+
+
+def nonfinite(nets: dict) -> str:
+    """The first ``net.key`` holding NaN/Inf, or ""."""
+    for name, sd in nets.items():
+        for k, v in sd.items():
+            if v.is_floating_point() and not torch.isfinite(v).all():
+                return f"{name}.{k}"
+    return ""
+
+
+# the parts of a run (attributes of ganforge.loop.RunState) saved through their state_dict()
+STATEFUL = ("opt_g", "opt_d", "sched_g", "sched_d", "scaler_g", "scaler_d", "data", "objective", "lr_scale",
+            "best")
+
+
+def save_run(state, run_dir: Path, *, folder: str = "checkpoints", keep: int | None = None) -> Path:
+    """A complete checkpoint of a run (refused if any weight is NaN/Inf): weights, optimizers,
+    schedules, loss scalers, data position, objective state, learning-rate scale, best metric,
+    counters and every RNG."""
+    nets = net_states(state)
+    bad = nonfinite(nets)
+    if bad:
+        raise TrainingDiverged(f"{bad} holds NaN/Inf at step {state.step}; not checkpointed")
+    extra = {"step": state.step, "d_steps": state.d_steps, "images_seen": state.images_seen,
+             **{k: getattr(state, k).state_dict() for k in STATEFUL}, "rng": capture_rng(state.z_gen)}
+    if state.G_ema is not None:
+        extra["ema_n_averaged"] = state.G_ema.n_averaged.detach().cpu()
+    meta = {"step": state.step, "arch": state.cfg.model.arch, "g_args": state.g_args,
+            "d_args": state.d_args, "ganforge": __version__}
+    return save_checkpoint(Path(run_dir) / folder, state.step, nets, extra,
+                           keep=state.cfg.train.keep_ckpts if keep is None else keep, metadata=meta)
+
+
+def restore_run(state, ckpt: Path) -> None:
+    """Load a checkpoint into a run built from the same config (a one-line error if it does not fit)."""
+    nets, extra, meta = load_checkpoint(ckpt)
+    if meta.get("g_args") != state.g_args or meta.get("d_args") != state.d_args:
+        raise CheckpointError(f"{ckpt} was made by a different model ({meta.get('arch')}, G {meta.get('g_args')}); "
+                              f"it does not fit this config")
+    try:
+        state.G.load_state_dict(nets["G"])
+        state.D.load_state_dict(nets["D"])
+        if state.G_ema is not None:
+            state.G_ema.module.load_state_dict(nets.get("G_ema", nets["G"]))
+            state.G_ema.n_averaged.fill_(int(extra.get("ema_n_averaged", 0)))
+    except (RuntimeError, KeyError) as e:
+        raise CheckpointError(f"{ckpt} does not fit this model: {str(e).splitlines()[0]}") from None
+    for k in STATEFUL:
+        if extra.get(k):  # absent or empty: saved before the part existed, or with nothing to keep
+            getattr(state, k).load_state_dict(extra[k])
+    restore_rng(state.z_gen, extra["rng"])
+    state.step, state.d_steps, state.images_seen = extra["step"], extra["d_steps"], extra["images_seen"]

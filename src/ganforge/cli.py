@@ -11,20 +11,6 @@ import sys
 from pathlib import Path
 
 
-def _user_errors():
-    from .checkpoint import CheckpointError
-    from .config import ConfigError
-    from .data import DataError
-    from .registry import UnknownNameError
-    from .rundir import RunDirError
-    from .evaluate import EvalError
-    from .features import WeightsError
-    from .train import TrainingDiverged
-    from .api import UsageError
-    return (UsageError, ConfigError, DataError, UnknownNameError, RunDirError, CheckpointError, TrainingDiverged,
-            EvalError, WeightsError)
-
-
 def cmd_presets(args) -> int:
     from .config import DEFAULT_PRESET, PRESETS
     width = max(map(len, PRESETS))
@@ -34,28 +20,42 @@ def cmd_presets(args) -> int:
     return 0
 
 
-def cmd_list(args) -> int:
-    from . import losses, nets, optim, regularizers  # noqa: F401
+def _registries() -> dict:
+    """What `ganforge list` shows: every registry a user picks names from."""
+    from . import augment, losses, nets, optim, regularizers
     from .data import DATASETS
-    regs = {"losses": losses.LOSSES, "penalties": regularizers.REGULARIZERS, "nets": nets.NETS,
-            "inits": nets.INITS, "optimizers": optim.OPTIMIZERS, "datasets": DATASETS}
-    for title, reg in regs.items():
+    from .evaluation import METRICS
+    from .features import FEATURES
+    from .objectives import TERMS
+    from .tasks import TASKS
+    return {"losses": losses.LOSSES, "penalties": regularizers.REGULARIZERS, "terms": TERMS, "nets": nets.NETS,
+            "inits": nets.INITS, "optimizers": optim.OPTIMIZERS, "datasets": DATASETS, "metrics": METRICS,
+            "features": FEATURES, "tasks": TASKS, "augmentations": augment.AUGMENTATIONS}
+
+
+LISTS = ("losses", "penalties", "terms", "nets", "inits", "optimizers", "datasets", "metrics", "features", "tasks",
+         "augmentations")
+
+
+def cmd_list(args) -> int:
+    from .data import DATASETS
+    for title, reg in _registries().items():
         if args.what in (None, title):
             print(f"{title}:")
             for k in reg.keys():
-                print(f"  {k:<14} {reg.help(k)}")
-    if args.what in (None, "datasets"):
-        print(f"  {'folder:PATH':<14} any folder of images (recursive)")
+                shown = f"{k}:PATH" if reg is DATASETS and DATASETS.get(k).scheme else k
+                print(f"  {shown:<16} {reg.help(k)}")
     return 0
 
 
 def _resolve(args):
     from .config import resolve
-    return resolve(args.preset, args.config, args.set or [])
+    from .validation import validate
+    return validate(resolve(args.preset, args.config, args.set or []))
 
 
 def cmd_train(args) -> int:
-    from .train import resume, train
+    from .session import resume, train
     if args.resume:
         if args.preset or args.config:
             print("error: --resume continues a run with its own config; use --set to change steps",
@@ -74,7 +74,8 @@ def cmd_train(args) -> int:
 def cmd_sample(args) -> int:
     import torch
 
-    from .api import UsageError, load
+    from .errors import UsageError
+    from .trained import load
     from .viz import save_grid, save_samples
     g = load(args.run_dir, args.checkpoint, ema=False if args.no_ema else None)
     if args.class_ is not None and not g.conditional:
@@ -111,8 +112,9 @@ def cmd_sample(args) -> int:
 
 
 def cmd_interpolate(args) -> int:
-    from .api import UsageError, load
-    from .tools import interpolation_frames, save_strip_and_gif
+    from .errors import UsageError
+    from .interpolate import interpolation_frames, save_strip_and_gif
+    from .trained import load
     g = load(args.run_dir, args.checkpoint, ema=False if args.no_ema else None)
     classes = None
     if args.classes:
@@ -134,14 +136,13 @@ def cmd_interpolate(args) -> int:
 
 
 def _translate(args, expect: str) -> int:
-    from .api import UsageError, load
-    from .tools import translate_files
+    from .errors import UsageError
+    from .imagefiles import translate_files
+    from .tasks.translate import PairedTask
+    from .trained import load
     g = load(args.run_dir, args.checkpoint, ema=False if args.no_ema else None)
-    is_sr = g.data_kind == "paired" and g.args.get("cond_shape") and \
-        tuple(g.args["cond_shape"][1:]) != tuple(g.args["out_shape"][1:])
-    if g.data_kind not in ("paired", "unpaired"):
-        raise UsageError(f"{args.run_dir} is a noise-to-image model; use `ganforge sample`")
-    if expect == "upscale" and not is_sr:
+    g.task.require("translate")
+    if expect == "upscale" and not (isinstance(g.task, PairedTask) and g.task.is_upscaler(g.args)):
         raise UsageError(f"{args.run_dir} is not a super-resolution model; use `ganforge translate`")
     out = Path(args.out)
     files = translate_files(g, args.inputs, out, direction=getattr(args, "direction", "ab"),
@@ -159,13 +160,11 @@ def cmd_upscale(args) -> int:
 
 
 def cmd_synthesize(args) -> int:
-    from .api import load
-    from .tools import synthesize
+    from .data import dataset
+    from .synthesize import synthesize
+    from .trained import load
     g = load(args.run_dir, args.checkpoint, ema=False if args.no_ema else None)
-    names = None
-    from .data.images import IMAGE_DATASETS
-    if g.cfg.data.name in IMAGE_DATASETS:
-        names = list(IMAGE_DATASETS[g.cfg.data.name].classes)
+    names = list(dataset(g.cfg.data.name).classes) or None
     counts = synthesize(g, args.per_class, args.out, seed=args.seed, truncation=args.truncation, class_names=names)
     print(f"wrote {sum(counts.values())} images in {len(counts)} class folders to {args.out}/ (step {g.step})")
     return 0
@@ -173,8 +172,9 @@ def cmd_synthesize(args) -> int:
 
 def cmd_data(args) -> int:
     from .config import resolve
-    from .data import build_dataset
+    from .data import build_dataset, validate_config
     cfg = resolve(overrides=[f"data.name={args.name}"] + [f"data.root={args.root}"] * bool(args.root))
+    validate_config(cfg)
     src = build_dataset(cfg)
     print(f"{args.name}: {src.description} (root {cfg.data_root})")
     return 0
@@ -183,7 +183,7 @@ def cmd_data(args) -> int:
 def cmd_eval(args) -> int:
     import json
 
-    from .evaluate import evaluate_run, format_table
+    from .evaluation import evaluate_run, format_table
     out = evaluate_run(args.run_dir, checkpoint=args.checkpoint, ema=False if args.no_ema else None,
                        metrics=args.metrics, features=args.features, n=args.n, ref=args.ref,
                        seed=args.seed, device=args.device)
@@ -197,9 +197,9 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def cmd_bench(args) -> int:
-    from . import bench
-    return bench.main(args)
+def _metric_names() -> list[str]:
+    from .evaluation import METRICS
+    return METRICS.keys()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -211,8 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("presets", help="list the named presets")
     s.set_defaults(func=cmd_presets)
 
-    s = sub.add_parser("list", help="list registered losses, penalties, nets, inits, optimizers, datasets")
-    s.add_argument("what", nargs="?", choices=["losses", "penalties", "nets", "inits", "optimizers", "datasets"])
+    s = sub.add_parser("list", help="list what is registered: " + ", ".join(LISTS))
+    s.add_argument("what", nargs="?", choices=LISTS)
     s.set_defaults(func=cmd_list)
 
     s = sub.add_parser("train", help="train a GAN (a preset, a YAML file, and --set overrides)")
@@ -279,7 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("eval", help="evaluate a run: FID, KID, precision/recall, density/coverage, IS")
     s.add_argument("run_dir")
-    s.add_argument("--metrics", default="fid,kid,pr,dc,is", help="comma-separated: fid,kid,pr,dc,is; modes (toy mixtures, stacked-fmnist)")
+    s.add_argument("--metrics", default=None,
+                   help="comma-separated, from: " + ", ".join(_metric_names()) + " (default: the model's task's)")
     s.add_argument("--features", default="fmnist", help="feature extractor (default fmnist)")
     s.add_argument("--n", type=int, default=10000, help="generated samples (default 10000)")
     s.add_argument("--ref", default=None, help="reference dataset:split (default: the run's dataset, test split)")
@@ -295,23 +296,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--root", help="data root (default $GANFORGE_DATA or ~/.cache/ganforge/data)")
     s.set_defaults(func=cmd_data)
 
-    s = sub.add_parser("bench", help="benchmarks: toy (mode coverage), speed, quality (FID at CPU budgets), floor, "
-                                     "soak (RSS over a long run), reliability (resume, kill -9, bad inputs)")
-    s.add_argument("which", choices=["toy", "speed", "quality", "floor", "soak", "reliability", "stacked",
-                                     "conditional", "i2i"])
-    s.add_argument("--augment", action="store_true",
-                   help="conditional: also the data-augmentation study with the best preset's samples")
-    s.add_argument("--minutes", type=float, default=None, help="soak: wall-minutes of training (default 30)")
-    s.add_argument("--presets", default=None, help="comma-separated presets")
-    s.add_argument("--datasets", default=None, help="comma-separated toy datasets (toy)")
-    s.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
-    s.add_argument("--steps", type=int, default=None, help="override the benchmark's step count")
-    s.add_argument("--budgets", default=None, help="CPU-minute budgets for quality (default 2,5,10,20)")
-    s.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: PyTorch's)")
-    s.add_argument("--set", "-s", action="append", metavar="KEY=VALUE", help="extra config overrides")
-    s.add_argument("--out", default="runs/bench", help="where benchmark runs go")
-    s.add_argument("--json", default=None, help="also write the results as JSON here")
-    s.set_defaults(func=cmd_bench)
     return p
 
 
@@ -322,6 +306,7 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
 def main(argv: list[str] | None = None) -> int:
     import warnings
     warnings.formatwarning = _one_line_warning  # a user sees "warning: ...", not source lines
+    from .errors import UserError
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
@@ -332,9 +317,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args)
-    except _user_errors() as e:
+    except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:  # training wrote its final checkpoint first (TrainingInterrupted)
+        print(str(e) or "interrupted", file=sys.stderr)
         return 130

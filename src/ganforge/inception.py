@@ -71,7 +71,8 @@ from torch import Tensor
 from torchvision.models.inception import (BasicConv2d, InceptionA, InceptionB, InceptionC, InceptionD,
                                           InceptionE)
 
-from .features import FEATURES, FeatureExtractor, WeightsError
+from .errors import WeightsError
+from .extractor import FEATURES, FeatureExtractor
 
 #: File name of pytorch-fid's weights (the 8 hex digits are the start of its SHA-256).
 FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"

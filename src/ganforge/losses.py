@@ -102,3 +102,12 @@ LOSSES.register("ls", help="least squares (LSGAN, a=0, b=1, c=1)")(
 def d_probability(logits: Tensor, loss: AdversarialLoss) -> Tensor:
     """D's output as a probability of 'real' for probabilistic losses, the raw score otherwise."""
     return torch.sigmoid(logits) if loss.probabilistic else logits
+
+
+def validate_config(cfg) -> None:
+    """The loss section's adversarial loss and label smoothing."""
+    from .errors import ConfigError
+    LOSSES.check("loss.name", cfg.loss.name)
+    if cfg.loss.smooth and not LOSSES.get(cfg.loss.name).probabilistic:
+        raise ConfigError(f"loss.smooth: label smoothing needs a probabilistic loss (minimax, ns), "
+                          f"not '{cfg.loss.name}'")

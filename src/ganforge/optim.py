@@ -31,7 +31,7 @@ def build_optimizers(cfg, G, D):
     return make(G.parameters(), cfg.optim.lr_g, cfg.optim), make(D.parameters(), cfg.optim.lr_d, cfg.optim)
 
 
-SCHEDULES = ("constant", "linear", "cosine")
+from .config.ranges import SCHEDULES  # noqa: E402,F401
 
 
 def lr_factor(schedule: str, step: int, total: int, decay_start: float = 0.0) -> float:
@@ -47,7 +47,40 @@ def lr_factor(schedule: str, step: int, total: int, decay_start: float = 0.0) ->
     raise ValueError(f"unknown schedule '{schedule}'; choose from {', '.join(SCHEDULES)}")
 
 
-def build_schedulers(cfg, opt_g, opt_d):
-    """LambdaLR schedulers stepped once per generator step (their state is checkpointed)."""
-    fn = lambda step: lr_factor(cfg.optim.schedule, step, cfg.train.steps, cfg.optim.decay_start)  # noqa: E731
+class LRScale:
+    """A factor on both learning rates that the divergence guard lowers at each rollback.
+
+    The schedulers' lambdas read it, so the schedule and the scale compose; it is part of the
+    run's checkpointed state (with the rollback count), so a resumed run keeps the lowered rates.
+    """
+
+    def __init__(self, value: float = 1.0, rollbacks: int = 0):
+        self.value = float(value)
+        self.rollbacks = int(rollbacks)
+
+    def state_dict(self) -> dict:
+        return {"value": self.value, "rollbacks": self.rollbacks}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.value, self.rollbacks = float(state["value"]), int(state["rollbacks"])
+
+
+def build_schedulers(cfg, opt_g, opt_d, scale: LRScale | None = None):
+    """LambdaLR schedulers stepped once per generator step (their state is checkpointed); the
+    rates are ``base * scale.value * schedule(step)``."""
+    scale = scale or LRScale()
+
+    def fn(step: int) -> float:
+        return scale.value * lr_factor(cfg.optim.schedule, step, cfg.train.steps, cfg.optim.decay_start)
     return (torch.optim.lr_scheduler.LambdaLR(opt_g, fn), torch.optim.lr_scheduler.LambdaLR(opt_d, fn))
+
+
+def refresh_lr(sched: torch.optim.lr_scheduler.LambdaLR) -> None:
+    """Set the optimizer's rates to what the scheduler gives now (after the scale changed)."""
+    for group, base, fn in zip(sched.optimizer.param_groups, sched.base_lrs, sched.lr_lambdas):
+        group["lr"] = base * fn(sched.last_epoch)
+
+
+def validate_config(cfg) -> None:
+    """The optim section's optimizer name (rates, betas and schedule are checked with the schema)."""
+    OPTIMIZERS.check("optim.name", cfg.optim.name)

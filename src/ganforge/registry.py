@@ -15,12 +15,7 @@ from __future__ import annotations
 import difflib
 from typing import Any, Callable, Iterator
 
-
-class UnknownNameError(KeyError, ValueError):
-    """A name that is not in a registry (a user mistake: the message says what would be valid)."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; we want plain text
-        return str(self.args[0]) if self.args else ""
+from .errors import ConfigError, UnknownNameError
 
 
 def did_you_mean(name: str, choices) -> str:
@@ -61,6 +56,15 @@ class Registry:
                 f"unknown {self.kind} '{name}'{did_you_mean(name, self._items)}; "
                 f"choose from: {', '.join(sorted(self._items))}"
             ) from None
+
+    def check(self, key: str, name: str) -> None:
+        """Raise ConfigError unless ``name`` is registered (``key`` is the config key that holds it)."""
+        if name not in self._items:
+            raise ConfigError(f"{key}: unknown {self.kind} '{name}'{did_you_mean(name, self._items)}; "
+                              f"choose from: {', '.join(sorted(self._items))}")
+
+    def items(self):
+        return [(k, self._items[k]) for k in self.keys()]
 
     def help(self, name: str) -> str:
         return self._help.get(name, "")

@@ -87,3 +87,9 @@ def clip_weights_(module: nn.Module, bound: float) -> None:
     """WGAN weight clipping: clamp every parameter of ``module`` to [-bound, bound] in place."""
     for p in module.parameters():
         p.clamp_(-bound, bound)
+
+
+def validate_config(cfg) -> None:
+    """The loss section's penalties (names; weights are checked with the schema)."""
+    for name in cfg.loss.penalties:
+        REGULARIZERS.check("loss.penalties", name)

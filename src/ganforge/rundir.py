@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from pathlib import Path
@@ -17,8 +16,7 @@ SAMPLES = "samples"
 CHECKPOINTS = "checkpoints"
 
 
-class RunDirError(ValueError):
-    """A path that is not a usable run folder (a user mistake: a one-line message)."""
+from .errors import RunDirError
 
 
 def _safe(name: str) -> str:
@@ -58,34 +56,6 @@ def read_run(path: str | Path) -> tuple[dict, dict]:
     except (yaml.YAMLError, ValueError) as e:
         raise RunDirError(f"{p} has an unreadable {CONFIG} or {RUN_INFO}: {str(e).splitlines()[0]}") from None
     return cfg, info
-
-
-class MetricsLog:
-    """Appends one JSON object per line to metrics.jsonl (and TensorBoard when installed)."""
-
-    def __init__(self, run_dir: Path, tensorboard: bool = True):
-        self.path = Path(run_dir) / METRICS
-        self._f = open(self.path, "a", buffering=1)
-        self._tb = None
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-                self._tb = SummaryWriter(str(Path(run_dir) / "events"))
-            except Exception:  # tensorboard is optional
-                self._tb = None
-
-    def write(self, step: int, values: dict) -> None:
-        clean = {k: (v if not isinstance(v, float) or math.isfinite(v) else str(v)) for k, v in values.items()}
-        self._f.write(json.dumps({"step": step, **clean}) + "\n")
-        if self._tb is not None:
-            for k, v in values.items():
-                if isinstance(v, (int, float)) and math.isfinite(v):
-                    self._tb.add_scalar(k, v, step)
-
-    def close(self) -> None:
-        self._f.close()
-        if self._tb is not None:
-            self._tb.close()
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:

@@ -73,3 +73,14 @@ def save_samples(samples: Tensor, path: str | Path, real: Tensor | None = None,
         histogram_png(samples, real, path)
     else:
         scatter_png(samples[:, :2], None if real is None else real[:, :2], path)
+
+
+def as_image_like(img: Tensor, like: Tensor) -> Tensor:
+    """``img`` resized (nearest) and converted to ``like``'s channels, to sit beside it in a grid."""
+    import torch.nn.functional as F
+    img = img.to(like.device, like.dtype)
+    if img.shape[1] != like.shape[1]:
+        img = img.mean(1, keepdim=True).expand(-1, like.shape[1], -1, -1) if like.shape[1] in (1, 3) else img
+    if img.shape[2:] != like.shape[2:]:
+        img = F.interpolate(img, size=like.shape[2:], mode="nearest")
+    return img

@@ -6,8 +6,7 @@ import torch
 from torch import Tensor
 
 
-class DataError(ValueError):
-    """A data problem the user can fix (missing files, empty folder, bad name): a one-line message."""
+from ..errors import DataError  # noqa: F401  (re-exported: data modules raise it)
 
 
 class DataSource:
@@ -16,13 +15,11 @@ class DataSource:
     Attributes:
         shape: per-sample shape, ``(C, H, W)`` for images or ``(D,)`` for vectors.
         num_classes: number of labels, 0 when unlabelled.
-        kind: ``"image"`` (values in [-1, 1]) or ``"vector"``.
         description: one line for logs.
     """
 
     shape: tuple[int, ...] = ()
     num_classes: int = 0
-    kind: str = "vector"
     description: str = ""
     cond_shape: tuple[int, ...] | None = None  # shape of y's samples when y is an image (paired / unpaired)
 
@@ -56,7 +53,6 @@ class InMemorySource(DataSource):
             raise DataError(f"dataset is empty: {description or 'no samples'}")
         self.data = data
         self.labels = labels
-        self.kind = "image" if data.dtype == torch.uint8 and data.dim() == 4 else "vector"
         self.shape = tuple(data.shape[1:])
         self.num_classes = num_classes
         self.description = description

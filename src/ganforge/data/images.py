@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import DATASETS
 from .base import DataError, InMemorySource
+from .registry import DATASETS, Dataset, Split
 
 # -- shared helpers --------------------------------------------------------------------------
 
@@ -175,6 +175,7 @@ class ImageDataset:
     classes: tuple[str, ...]
     help: str
     offline: str  # how to provide the files without a network ({where} = the folder)
+    prepare: object = None  # prepare(root): put locally available files where torchvision reads them
 
     @property
     def num_classes(self) -> int:
@@ -188,7 +189,8 @@ IMAGE_DATASETS: dict[str, ImageDataset] = {
                       "Sneaker", "Bag", "Ankle boot"),
                      "Fashion-MNIST: 60000/10000 grayscale 28x28 clothing images, 10 classes",
                      "run `apt-get install dataset-fashion-mnist` (read offline from "
-                     f"{DEBIAN_FASHION_MNIST}) or put the four IDX files (.gz or not) in {{where}}"),
+                     f"{DEBIAN_FASHION_MNIST}) or put the four IDX files (.gz or not) in {{where}}",
+                     prepare=_ensure_fashion_mnist),
         ImageDataset("mnist", "MNIST", "MNIST/raw", (1, 28, 28), tuple(str(i) for i in range(10)),
                      "MNIST: 60000/10000 grayscale 28x28 handwritten digits, 10 classes",
                      "put the four MNIST IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, "
@@ -211,8 +213,8 @@ def _read_torchvision(ds: ImageDataset, root: Path, train: bool, download: bool)
 
     cls = getattr(tvd, ds.tv_class)
     where = root / ds.folder
-    if ds.name == "fashion-mnist":
-        _ensure_fashion_mnist(root)
+    if ds.prepare is not None:  # offline preparation from local files (Fashion-MNIST: Debian's package)
+        ds.prepare(root)
     try:
         dset = cls(str(root), train=train, download=False)
     except (RuntimeError, OSError):  # "Dataset not found or corrupted"
@@ -290,20 +292,25 @@ def load_config_split(cfg, split: str = "test", *, limit: int | None = None) -> 
 
 
 def _dataset_factory(name: str):
-    def factory(cfg) -> InMemorySource:
+    def build(cfg, path: str = "") -> InMemorySource:
         images, labels = load_config_split(cfg, "train")
         c, h, w = images.shape[1:]
         desc = (f"{name} train: {len(images)} images {c}x{h}x{w}, "
                 f"{IMAGE_DATASETS[name].num_classes} classes, from {cfg.data_root}")
         return InMemorySource(images, labels, seed=cfg.seed,
                               num_classes=IMAGE_DATASETS[name].num_classes, description=desc)
-    factory.__doc__ = IMAGE_DATASETS[name].help
-    factory.__name__ = f"{name.replace('-', '_')}_source"
-    return factory
+    build.__doc__ = IMAGE_DATASETS[name].help
+    build.__name__ = f"{name.replace('-', '_')}_source"
+    return build
+
+
+def _split(name: str, split: str, **kw) -> Split:
+    return Split(*load_split(name, split, **kw))
 
 
 for _name, _ds in IMAGE_DATASETS.items():
-    DATASETS.register(_name, help=_ds.help)(_dataset_factory(_name))
+    DATASETS.register(_name)(Dataset(build=_dataset_factory(_name), task="generate", help=_ds.help,
+                                     split=_split, classes=_ds.classes))
 
 
 # -- folders of images -----------------------------------------------------------------------
@@ -485,3 +492,8 @@ __all__ = ["DEBIAN_FASHION_MNIST", "DEFAULT_FOLDER_SIZE", "IMAGE_DATASETS", "IMA
            "ImageDataset", "ImageFolderSource", "MAX_PIXELS", "SkippedFile", "convert_channels",
            "default_data_root", "folder_source", "list_image_files", "load_config_split",
            "load_split", "prepare_fashion_mnist", "resize_images"]
+
+
+DATASETS.register("folder")(Dataset(
+    build=lambda cfg, path: folder_source(cfg, path), task="generate", scheme=True,
+    help="every image under PATH (recursive), resized and centre-cropped to data.image_size (default 64)"))

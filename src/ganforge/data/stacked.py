@@ -34,9 +34,9 @@ import torch
 from torch import Tensor
 
 from ..metrics.modes import KL, MODES, stacked_mode_metrics
-from . import DATASETS
 from .base import DataError, DataSource
 from .images import load_split
+from .registry import DATASETS, Dataset, Split
 
 BASE = "fashion-mnist"  # the dataset whose images are stacked
 CHANNELS = 3  # images per sample (the stacked channels)
@@ -91,7 +91,6 @@ class StackedSource(DataSource):
         seed: seeds the source's own generator (the triples drawn).
     """
 
-    kind = "image"
     num_classes = NUM_MODES
 
     def __init__(self, images: Tensor, labels: Tensor, *, seed: int = 0, description: str = ""):
@@ -136,9 +135,7 @@ class StackedSource(DataSource):
         self.drawn = int(state["drawn"])
 
 
-@DATASETS.register("stacked-fmnist",
-                   help="Stacked Fashion-MNIST: 3 random train images as channels, 1000 modes (class triples)")
-def stacked_fmnist_source(cfg) -> StackedSource:
+def stacked_fmnist_source(cfg, path: str = "") -> StackedSource:
     """Stacked Fashion-MNIST: each sample stacks 3 random train images as its channels; label
     c0*100 + c1*10 + c2 (1000 classes). Triples are drawn afresh every batch (module docstring)."""
     if cfg.data.channels not in (0, CHANNELS):
@@ -218,3 +215,17 @@ def stacked_modes(samples, classifier=None, *, n: int = PROTOCOL_SAMPLES, seed: 
 __all__ = ["NUM_MODES", "PROTOCOL_SAMPLES", "StackedSource", "decode_labels", "encode_triples",
            "load_stacked_split", "stack", "stack_random", "stacked_classes", "stacked_fmnist_source",
            "stacked_modes"]
+
+
+def _split(name: str, split: str, *, root=None, image_size: int = 0, channels: int = 0, limit: int = 0,
+           download: bool = False) -> Split:
+    """A fixed set of stacked images drawn (seed 0) from one split: 10,000 or ``limit``."""
+    images, labels = load_stacked_split(split, limit or 10_000, seed=0, root=root, image_size=image_size,
+                                        download=download)
+    return Split(images, labels)
+
+
+DATASETS.register("stacked-fmnist")(Dataset(
+    build=stacked_fmnist_source, task="generate", split=_split,
+    help="Stacked Fashion-MNIST: 3 random train images as channels, 1000 modes (class triples)",
+    modes=lambda sample_fn, n, seed=0: stacked_modes(sample_fn, n=n, seed=seed)))

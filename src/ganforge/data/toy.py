@@ -66,8 +66,6 @@ MIXTURES = {"ring8": ring8, "grid25": grid25, "gauss1d": gauss1d}
 class MixtureSource(DataSource):
     """Fresh samples from a :class:`Mixture` on every call; labels are the mode indices."""
 
-    kind = "vector"
-
     def __init__(self, mixture: Mixture, *, seed: int = 0):
         self.mixture = mixture
         self.shape = (mixture.dim,)
@@ -88,3 +86,25 @@ class MixtureSource(DataSource):
 
     def load_state_dict(self, state: dict) -> None:
         self._gen.set_state(state["gen"])
+
+
+def _mixture_modes(name: str):
+    def modes(sample_fn, n: int, seed: int = 0) -> dict:
+        from ..metrics.modes import mode_metrics
+        m = MIXTURES[name]()
+        return mode_metrics(sample_fn(n, seed), m.means, m.std)
+    return modes
+
+
+def _register() -> None:
+    from .registry import DATASETS, Dataset
+    helps = {"gauss1d": "1-D mixture of two Gaussians (means -2, 2; std 0.5)",
+             "ring8": "8 Gaussians on the unit circle, std 0.01 (PacGAN/VEEGAN)",
+             "grid25": "25 Gaussians on {-4,-2,0,2,4}^2, std 0.05 (PacGAN/VEEGAN)"}
+    for name, text in helps.items():
+        DATASETS.register(name)(Dataset(
+            build=lambda cfg, path, name=name: MixtureSource(MIXTURES[name](), seed=cfg.seed),
+            task="generate", help=text, modes=_mixture_modes(name)))
+
+
+_register()

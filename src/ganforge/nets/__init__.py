@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from ..errors import ConfigError
 from ..registry import Registry, did_you_mean
 from .biggan import BigGANDiscriminator, BigGANGenerator
 from .cyclegan import CycleDiscriminator, CycleGenerator
@@ -41,8 +42,8 @@ def _accepts(cls: type, name: str) -> bool:
 class NetFamily:
     generator: type  # called as generator(z_dim=..., out_shape=..., **model.g)
     discriminator: type  # called as discriminator(in_shape=..., **model.d)
-    kinds: tuple = ("image", "vector")  # data kinds it accepts (see DataSource.kind)
-    objective: str = "gan"  # the objective that trains it (see ganforge.objective.OBJECTIVES)
+    task: str = "generate"  # the task it serves (a key of ganforge.tasks.TASKS)
+    images_only: bool = False  # needs (C, H, W) images; otherwise also vectors (toy data)
 
     @property
     def conditional(self) -> bool:
@@ -50,7 +51,6 @@ class NetFamily:
         return _accepts(self.generator, "num_classes") and _accepts(self.discriminator, "num_classes")
 
     def check_kwargs(self, g: dict, d: dict) -> None:
-        from ..config import ConfigError
         for key, cls, kw, reserved in (("model.g", self.generator, g, G_RESERVED),
                                        ("model.d", self.discriminator, d, D_RESERVED)):
             params = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
@@ -66,18 +66,18 @@ NETS = Registry("network family", check=lambda o: isinstance(o, NetFamily))
 NETS.register("mlp", help="MLP G and D (Goodfellow et al. 2014), vectors or flattened images")(
     NetFamily(MLPGenerator, MLPDiscriminator))
 NETS.register("dcgan", help="DCGAN conv nets (Radford et al. 2015) for 28/32/64 px images")(
-    NetFamily(DCGANGenerator, DCGANDiscriminator, kinds=("image",)))
+    NetFamily(DCGANGenerator, DCGANDiscriminator, images_only=True))
 NETS.register("resnet", help="SNGAN ResNet G/D (Miyato et al. 2018), spectral norm, projection D when conditional")(
-    NetFamily(ResNetGenerator, ResNetDiscriminator, kinds=("image",)))
+    NetFamily(ResNetGenerator, ResNetDiscriminator, images_only=True))
 NETS.register("biggan", help="BigGAN-style ResNet G/D (Brock et al. 2019): hierarchical z, shared class embedding, "
                              "self-attention, spectral norm in G and D")(
-    NetFamily(BigGANGenerator, BigGANDiscriminator, kinds=("image",)))
+    NetFamily(BigGANGenerator, BigGANDiscriminator, images_only=True))
 NETS.register("pix2pix", help="pix2pix U-Net G + conditional PatchGAN D (Isola et al. 2017), paired images")(
-    NetFamily(UNetGenerator, PatchDiscriminator, kinds=("paired",)))
+    NetFamily(UNetGenerator, PatchDiscriminator, task="paired", images_only=True))
 NETS.register("cyclegan", help="CycleGAN ResNet Gs + PatchGAN Ds, A<->B (Zhu et al. 2017), unpaired images")(
-    NetFamily(CycleGenerator, CycleDiscriminator, kinds=("unpaired",), objective="cycle"))
+    NetFamily(CycleGenerator, CycleDiscriminator, task="unpaired", images_only=True))
 NETS.register("srgan", help="SRGAN SRResNet G + strided-conv D (Ledig et al. 2017), x2/x4 super-resolution")(
-    NetFamily(SRResNetGenerator, SRGANDiscriminator, kinds=("paired",)))
+    NetFamily(SRResNetGenerator, SRGANDiscriminator, task="paired", images_only=True))
 
 
 def _tuples(args: dict) -> dict:
@@ -85,19 +85,28 @@ def _tuples(args: dict) -> dict:
             for k, v in args.items()}
 
 
-def build_nets(model_cfg, data_shape: tuple, num_classes: int = 0, kind: str = "image",
-               cond_shape: tuple | None = None):
+def validate_config(cfg) -> NetFamily:
+    """Check the model section's registry names and the nets' extra arguments."""
+    NETS.check("model.arch", cfg.model.arch)
+    INITS.check("model.init", cfg.model.init)
+    fam = NETS.get(cfg.model.arch)
+    fam.check_kwargs(cfg.model.g, cfg.model.d)
+    if cfg.model.conditional and not fam.conditional:
+        raise ConfigError(f"model.arch '{cfg.model.arch}' has no class-conditional nets; conditional "
+                          f"families: {', '.join(n for n, f in NETS.items() if f.conditional)}")
+    return fam
+
+
+def build_nets(model_cfg, data_shape: tuple, num_classes: int = 0, cond_shape: tuple | None = None):
     """Build (G, D) for data of per-sample shape ``data_shape``, and their constructor args.
 
     ``num_classes`` reaches the nets only when ``model.conditional`` is set; ``cond_shape`` (the
     input image of image-to-image data) whenever the data has one.
     """
-    from ..config import ConfigError
     fam = NETS.get(model_cfg.arch)
-    if kind not in fam.kinds:
-        hint = "; try model.arch=mlp" if kind == "vector" else ""
-        raise ConfigError(f"model.arch '{model_cfg.arch}' needs {' or '.join(fam.kinds)} data, "
-                          f"but the dataset gives {kind} data{hint}")
+    if fam.images_only and len(data_shape) != 3:
+        raise ConfigError(f"model.arch '{model_cfg.arch}' needs image data (C, H, W), but the dataset gives "
+                          f"samples of shape {tuple(data_shape)}; try model.arch=mlp")
     fam.check_kwargs(model_cfg.g, model_cfg.d)
     g_args = {"z_dim": model_cfg.z_dim, "out_shape": list(data_shape)}
     d_args = {"in_shape": list(data_shape)}
@@ -107,7 +116,7 @@ def build_nets(model_cfg, data_shape: tuple, num_classes: int = 0, kind: str = "
                               f"conditional families: {', '.join(n for n in NETS.keys() if NETS.get(n).conditional)}")
         if num_classes < 2:
             raise ConfigError("model.conditional=true needs a labelled dataset (fashion-mnist, mnist, cifar10, "
-                              "stacked-fmnist, folder:PATH with class sub-folders)")
+                              "stacked-fmnist)")
         g_args["num_classes"] = d_args["num_classes"] = int(num_classes)
     if cond_shape is not None:
         for cls, args in ((fam.generator, g_args), (fam.discriminator, d_args)):
@@ -190,7 +199,7 @@ def init_weights_(module: nn.Module, name: str, gain: float) -> None:
 
 # -- latent distributions --------------------------------------------------------------------
 
-LATENTS = ("normal", "uniform")
+from ..config.ranges import LATENTS  # noqa: E402  (the latent distributions the schema accepts)
 
 
 def sample_latent(kind: str, n: int, z_dim: int, *, generator: torch.Generator | None = None,
@@ -224,5 +233,5 @@ def count_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-__all__ = ["NETS", "INITS", "LATENTS", "NetFamily", "build_nets", "rebuild", "init_weights_",
+__all__ = ["NETS", "INITS", "LATENTS", "NetFamily", "build_nets", "rebuild", "init_weights_", "validate_config",
            "sample_latent", "count_params"]

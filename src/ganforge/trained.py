@@ -1,4 +1,9 @@
-"""Using a trained run: load its generator and sample from it."""
+"""Using a trained run: load its generator, then sample, translate or evaluate with it.
+
+:func:`load` rebuilds a run's generator from its config and a checkpoint and returns a
+:class:`TrainedGenerator`; what it can do (``sample`` or ``translate``) is decided by the run's
+task (:mod:`ganforge.tasks`).
+"""
 
 from __future__ import annotations
 
@@ -7,51 +12,50 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .checkpoint import CheckpointError, latest_checkpoint, list_checkpoints, load_weights
+from .checkpoint import latest_checkpoint, list_checkpoints, load_weights
 from .config import Config
+from .errors import CheckpointError, RunDirError, UsageError
 from .nets import rebuild, sample_latent
-from .rundir import CHECKPOINTS, RunDirError, read_run
+from .rundir import CHECKPOINTS, read_run
+from .tasks import task_of
+
+SAMPLE_CHUNK = 256  # samples per forward pass in sample()
 
 
-class UsageError(ValueError):
-    """A request the model cannot serve (wrong kind of model, bad class label): a one-line message."""
+class TrainedGenerator:
+    """A trained generator with its task, latent distribution and provenance.
 
-
-class Generator:
-    """A trained generator with its latent distribution.
-
-    ``sample(n, seed=...)`` for noise-to-image models (``labels=`` / ``truncation=`` for
+    ``sample(n, seed=...)`` for noise-to-sample models (``labels=`` / ``truncation=`` for
     class-conditional and BigGAN-style ones); ``translate(images)`` for image-to-image models.
     """
 
-    def __init__(self, net: torch.nn.Module, cfg: Config, *, step: int, checkpoint: Path, ema: bool,
-                 device: torch.device, num_classes: int = 0, data_kind: str = "image"):
+    def __init__(self, net: torch.nn.Module, cfg: Config, *, args: dict, step: int = 0,
+                 checkpoint: Path | None = None, ema: bool = False, device="cpu", num_classes: int = 0):
         self.net = net.eval()
         self.cfg = cfg
-        self.step = step
-        self.checkpoint = checkpoint
-        self.ema = ema
-        self.device = device
+        self.task = task_of(cfg.model.arch)
+        self.args = dict(args)  # the generator's constructor arguments
+        self.step, self.checkpoint, self.ema = step, checkpoint, ema
+        self.device = torch.device(device)
         self.z_dim = cfg.model.z_dim
-        self.num_classes = num_classes if cfg.model.conditional else 0
-        self.data_kind = data_kind
-        self.args: dict = {}  # the generator's constructor arguments
-
-    def input_shape(self, direction: str = "ab") -> tuple:
-        """(C, H, W) an image-to-image model takes in the given direction."""
-        key = "out_shape" if direction == "ba" else "cond_shape"
-        if key not in self.args or self.args.get("cond_shape") is None:
-            raise UsageError("this model does not take input images")
-        return tuple(self.args[key])
+        self.num_classes = int(num_classes) if cfg.model.conditional else 0
+        self.data_shape = tuple(args["out_shape"])  # per-sample shape of G's outputs
 
     @property
     def conditional(self) -> bool:
         return self.num_classes > 0
 
+    def input_shape(self, direction: str = "ab") -> tuple:
+        """(C, H, W) an image-to-image model takes in the given direction."""
+        return self.task.input_shape(self.args, direction)
+
     def latent(self, n: int, seed: int | None = None, truncation: float | None = None,
                generator: torch.Generator | None = None) -> Tensor:
         g = generator or (torch.Generator().manual_seed(int(seed)) if seed is not None else None)
-        return sample_latent(self.cfg.model.latent, n, self.z_dim, generator=g, truncation=truncation)
+        try:
+            return sample_latent(self.cfg.model.latent, n, self.z_dim, generator=g, truncation=truncation)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
 
     def labels(self, n: int, labels=None, generator: torch.Generator | None = None) -> Tensor | None:
         """Class labels (n,) for a conditional model: ``labels`` (one class or n of them) or
@@ -73,19 +77,25 @@ class Generator:
 
     @torch.no_grad()
     def __call__(self, z: Tensor | None, y: Tensor | None = None) -> Tensor:
+        """G on given latents (and labels or soft labels), on the CPU."""
+        self.task.require("sample")
         z = z.to(self.device) if z is not None else None
         y = y.to(self.device) if y is not None else None
-        return self.net(z, y).cpu()
+        return self.task.generate(self.net, z, y).cpu()
 
     @torch.no_grad()
-    def sample(self, n: int, seed: int | None = None, batch_size: int = 256, *, labels=None,
+    def sample(self, n: int, seed: int | None = None, batch_size: int = SAMPLE_CHUNK, *, labels=None,
                truncation: float | None = None) -> Tensor:
-        """``n`` samples on the CPU (images in [-1, 1]); the same seed gives the same samples.
-        The latent is drawn first, then (conditional models without ``labels``) the labels."""
+        """``n`` samples on the CPU (images in [-1, 1]).
+
+        The promise: the same seed draws the same latents (and labels), so ``sample(k, seed=s)``
+        equals the first k rows of ``sample(n, seed=s)`` for k < n up to float rounding (the CPU's
+        kernels may differ with the batch size), and is identical when called twice alike. The
+        latent is drawn first, then (conditional models without ``labels``) the labels.
+        """
+        self.task.require("sample")
         if n < 1:
             raise UsageError(f"n must be >= 1, got {n}")
-        if self.data_kind in ("paired", "unpaired"):
-            raise UsageError("this is an image-to-image model: use translate(images), not sample(n)")
         g = torch.Generator().manual_seed(int(seed)) if seed is not None else None
         z = self.latent(n, truncation=truncation, generator=g)
         y = self.labels(n, labels, generator=g)
@@ -95,18 +105,12 @@ class Generator:
     @torch.no_grad()
     def translate(self, images: Tensor, *, direction: str = "ab", batch_size: int = 64) -> Tensor:
         """Image-to-image models: ``images`` (N, C, H, W) in [-1, 1] -> outputs in [-1, 1].
-        CycleGAN models translate either way (``direction`` "ab" or "ba")."""
-        if self.data_kind not in ("paired", "unpaired"):
-            raise UsageError("this model generates from noise: use sample(n), not translate(images)")
-        if direction not in ("ab", "ba"):
-            raise UsageError(f"direction must be 'ab' or 'ba', got {direction!r}")
-        if direction == "ba" and not hasattr(self.net, "ba"):
-            raise UsageError("only CycleGAN models translate in the 'ba' direction")
-        net = self.net.ba if direction == "ba" else (self.net.ab if hasattr(self.net, "ab") else self.net)
+        Two-way (CycleGAN) models translate either way (``direction`` "ab" or "ba")."""
+        self.task.require("translate")
         outs = []
         for i in range(0, images.shape[0], batch_size):
             x = images[i:i + batch_size].to(self.device, torch.float32)
-            outs.append((net(x) if hasattr(self.net, "ab") else net(None, x)).cpu())
+            outs.append(self.task.translate(self.net, x, direction).cpu())
         return torch.cat(outs)
 
 
@@ -130,7 +134,7 @@ def resolve_checkpoint(run_dir: Path, checkpoint: str | int | None) -> Path:
 
 
 def load(run_dir: str | Path, checkpoint: str | int | None = None, *, ema: bool | None = None,
-         device: str | torch.device = "cpu") -> Generator:
+         device: str | torch.device = "cpu") -> TrainedGenerator:
     """Rebuild a run's generator from its config and a checkpoint (the newest by default).
 
     ``ema=None`` uses the EMA weights when the run kept them, ``True`` requires them.
@@ -153,9 +157,8 @@ def load(run_dir: str | Path, checkpoint: str | int | None = None, *, ema: bool 
         net.load_state_dict(nets["G_ema" if use_ema else "G"])
     except RuntimeError as e:
         raise CheckpointError(f"{ckpt} does not fit the run's generator: {str(e).splitlines()[0]}") from None
-    device = torch.device(device)
-    gen = Generator(net.to(device), cfg, step=int(meta.get("step", 0)), checkpoint=ckpt, ema=use_ema,
-                     device=device, num_classes=int(info.get("num_classes") or 0),
-                     data_kind=info.get("data_kind", "image"))
-    gen.args = dict(g_args)
-    return gen
+    return TrainedGenerator(net.to(device), cfg, args=g_args, step=int(meta.get("step", 0)), checkpoint=ckpt,
+                            ema=use_ema, device=device, num_classes=int(info.get("num_classes") or 0))
+
+
+__all__ = ["TrainedGenerator", "load", "resolve_checkpoint"]

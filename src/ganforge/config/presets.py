@@ -1,0 +1,157 @@
+"""Named presets: the classic configurations as partial mappings applied over the schema's defaults.
+
+A preset is ``name -> (one-line description, mapping)``; ``--set`` overrides and YAML files apply
+on top (:func:`ganforge.config.resolve`).
+"""
+
+from __future__ import annotations
+
+import copy
+
+from ..errors import ConfigError
+from ..registry import did_you_mean
+from .schema import Config
+
+_WGAN_NETS = {"d": {"norm": "none"}}
+_PIX2PIX = {  # shared by the pix2pix and deblur presets (they differ in the data)
+    "model": {"arch": "pix2pix", "z_dim": 0, "init": "normal", "init_gain": 0.02},
+    "loss": {"name": "ns", "terms": {"l1": 100.0}},
+    "optim": {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]},
+    "train": {"batch_size": 16}, "eval": {"best": ""}}
+
+PRESETS: dict[str, tuple[str, dict]] = {
+    "vanilla": (
+        "Goodfellow et al. 2014: MLP G and D (Linear+BN+ReLU/LeakyReLU), non-saturating loss",
+        {"model": {"arch": "mlp", "init": "xavier", "init_gain": 1.0},
+         "loss": {"name": "ns"}, "optim": {"lr_g": 2e-4, "lr_d": 2e-4}},
+    ),
+    "vanilla-minimax": (
+        "Goodfellow et al. 2014 with the saturating minimax loss, exactly V(D, G)",
+        {"model": {"arch": "mlp", "init": "xavier", "init_gain": 1.0},
+         "loss": {"name": "minimax"}},
+    ),
+    "dcgan": (
+        "Radford et al. 2015: strided (transposed) convs, BN, ReLU/LeakyReLU, N(0, 0.02) init",
+        {"model": {"arch": "dcgan", "init": "normal", "init_gain": 0.02},
+         "loss": {"name": "ns"}, "optim": {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4,
+                                            "betas": [0.5, 0.999]}},
+    ),
+    "wgan": (
+        "Arjovsky et al. 2017: critic without sigmoid, weight clipping 0.01, RMSprop 5e-5, n_critic 5",
+        {"model": {"arch": "dcgan", "d": _WGAN_NETS["d"]},
+         "loss": {"name": "wasserstein", "clip": 0.01},
+         "optim": {"name": "rmsprop", "lr_g": 5e-5, "lr_d": 5e-5},
+         "train": {"n_critic": 5}},
+    ),
+    "wgan-gp": (
+        "Gulrajani et al. 2017: gradient penalty (lambda 10) at per-sample interpolates, Adam(0, 0.9)",
+        {"model": {"arch": "dcgan", "d": _WGAN_NETS["d"]},
+         "loss": {"name": "wasserstein", "penalties": {"gp": 10.0}},
+         "optim": {"name": "adam", "lr_g": 1e-4, "lr_d": 1e-4, "betas": [0.0, 0.9]},
+         "train": {"n_critic": 5}},
+    ),
+    "wgan-lp": (
+        "Petzka et al. 2018: one-sided Lipschitz penalty E[max(0, |grad D| - 1)^2], lambda 10",
+        {"model": {"arch": "dcgan", "d": _WGAN_NETS["d"]},
+         "loss": {"name": "wasserstein", "penalties": {"lp": 10.0}},
+         "optim": {"name": "adam", "lr_g": 1e-4, "lr_d": 1e-4, "betas": [0.0, 0.9]},
+         "train": {"n_critic": 5}},
+    ),
+    "lsgan": (
+        "Mao et al. 2017: least-squares loss (a=0, b=1, c=1) on DCGAN nets",
+        {"model": {"arch": "dcgan"}, "loss": {"name": "ls"},
+         "optim": {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]}},
+    ),
+    "hinge": (
+        "Hinge loss (Lim & Ye 2017; Miyato et al. 2018) on DCGAN nets, Adam(0.5, 0.999)",
+        {"model": {"arch": "dcgan"}, "loss": {"name": "hinge"},
+         "optim": {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]}},
+    ),
+    # -- modern and conditional GANs ---------------------------------------------------------
+    "sngan": (
+        "Miyato et al. 2018: ResNet G/D, spectral norm in D, hinge loss, n_critic 5, Adam(2e-4; 0, 0.9)",
+        {"model": {"arch": "resnet", "init": "xavier", "init_gain": 1.0},
+         "loss": {"name": "hinge"},
+         "optim": {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.0, 0.9]},
+         "train": {"n_critic": 5}},
+    ),
+    "cgan": (
+        "Mirza & Osindero 2014: the label concatenated to G's input and to D's input (DCGAN nets)",
+        {"model": {"arch": "dcgan", "conditional": True, "d": {"cond": "concat"}},
+         "loss": {"name": "ns"}, "optim": {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]}},
+    ),
+    "acgan": (
+        "Odena et al. 2017: D also classifies (auxiliary cross-entropy on real and generated), DCGAN nets",
+        {"model": {"arch": "dcgan", "conditional": True, "d": {"cond": "acgan"}},
+         "loss": {"name": "ns", "terms": {"aux": 1.0}},
+         "optim": {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]}},
+    ),
+    "projection": (
+        "Miyato & Koyama 2018: projection D + class-conditional BN in G, ResNet nets with spectral "
+        "norm, hinge loss, n_critic 5",
+        {"model": {"arch": "resnet", "conditional": True, "init": "xavier", "init_gain": 1.0},
+         "loss": {"name": "hinge"},
+         "optim": {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.0, 0.9]},
+         "train": {"n_critic": 5}},
+    ),
+    "projection-dcgan": (
+        "projection D and class-conditional G on DCGAN nets, hinge loss, one D step: the CPU-budget "
+        "conditional preset",
+        {"model": {"arch": "dcgan", "conditional": True, "d": {"cond": "projection"}},
+         "loss": {"name": "hinge"},
+         "optim": {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]}},
+    ),
+    "biggan": (
+        "Brock et al. 2019, small: shared class embedding + hierarchical z into conditional BN, "
+        "self-attention, SN in G and D, orthogonal reg. 1e-4, TTUR (5e-5 / 2e-4), 2 D steps, EMA",
+        {"model": {"arch": "biggan", "conditional": True, "init": "orthogonal", "init_gain": 1.0,
+                   "z_dim": 120},
+         "loss": {"name": "hinge", "terms": {"ortho": 1e-4}},
+         "optim": {"name": "adam", "lr_g": 5e-5, "lr_d": 2e-4, "betas": [0.0, 0.999]},
+         "train": {"n_critic": 2, "ema": 0.999}},
+    ),
+    "pacgan": (
+        "Lin et al. 2018: DCGAN with a packed discriminator (D judges 2 samples at a time)",
+        {"model": {"arch": "dcgan", "d": {"pack": 2}}, "loss": {"name": "ns"},
+         "optim": {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]}},
+    ),
+    # -- image-to-image ------------------------------------------------------------------------
+    "pix2pix": (
+        "Isola et al. 2017: U-Net G, conditional PatchGAN D, adversarial + 100 x L1; edges -> item",
+        {"data": {"name": "fmnist-edges"}, **_PIX2PIX},
+    ),
+    "deblur": (
+        "pix2pix machinery on blurred -> sharp Fashion-MNIST pairs",
+        {"data": {"name": "fmnist-blur"}, **_PIX2PIX},
+    ),
+    "cyclegan": (
+        "Zhu et al. 2017: two ResNet Gs, two PatchGAN Ds, LSGAN loss, cycle 10, identity 0.5, "
+        "pool of 50, linear decay over the second half; sneakers <-> ankle boots",
+        {"data": {"name": "fmnist-shoes"},
+         "model": {"arch": "cyclegan", "z_dim": 0, "init": "normal", "init_gain": 0.02},
+         "loss": {"name": "ls", "terms": {"cycle": 10.0, "identity": 0.5}, "pool": 50},
+         "optim": {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999], "schedule": "linear",
+                   "decay_start": 0.5},
+         "train": {"batch_size": 8}, "eval": {"best": ""}},
+    ),
+    "srgan": (
+        "Ledig et al. 2017: SRResNet G (pixel shuffle), strided-conv D, MSE + feature content loss "
+        "+ 1e-3 x adversarial; 7x7 -> 28x28 (x4)",
+        {"data": {"name": "fmnist-sr4"},
+         "model": {"arch": "srgan", "z_dim": 0, "init": "kaiming"},
+         "loss": {"name": "ns", "terms": {"l2": 1.0, "feature": 0.01}, "adv_weight": 1e-3},
+         "optim": {"name": "adam", "lr_g": 1e-4, "lr_d": 1e-4, "betas": [0.9, 0.999]},
+         "train": {"batch_size": 16}, "eval": {"best": ""}},
+    ),
+}
+
+DEFAULT_PRESET = "dcgan"
+
+
+def preset_config(name: str) -> Config:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset '{name}'{did_you_mean(name, PRESETS)}; "
+                          f"choose from: {', '.join(PRESETS)}")
+    cfg = Config.from_dict(copy.deepcopy(PRESETS[name][1]))
+    cfg.preset = name
+    return cfg

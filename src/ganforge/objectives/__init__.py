@@ -1,0 +1,16 @@
+"""Objectives: what the training loop's D phase and G phase minimise.
+
+- :class:`~.base.Objective`: the adversarial loss, D penalties, clipping and augmentation shared by all;
+- :class:`~.gan.GANObjective`: G(z, y) against D(x, y) (unconditional, class- and image-conditional);
+- :class:`~.cycle.CycleObjective`: CycleGAN's two generators and two discriminators;
+- :data:`~.terms.TERMS`: G-side loss terms weighted by ``loss.terms``.
+
+Each task (:mod:`ganforge.tasks`) names the objective that trains it.
+"""
+
+from .base import Objective
+from .cycle import CycleObjective
+from .gan import GANObjective
+from .terms import TERMS
+
+__all__ = ["Objective", "GANObjective", "CycleObjective", "TERMS"]

@@ -1,0 +1,93 @@
+"""Where and how a run computes: device choice, seeding, thread count, and the speed options
+(mixed precision, loss scaling, memory format, compilation) resolved once per run."""
+
+from __future__ import annotations
+
+import functools
+import platform
+import random
+import sys
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+
+from ._version import __version__
+from .errors import ConfigError
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"train.device={name}, but CUDA is not available on this machine; use auto or cpu")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError("train.device=mps, but Apple's MPS backend is not available here; use auto or cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+def configure_torch(cfg) -> None:
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
+    if cfg.train.deterministic:
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    elif torch.cuda.is_available():
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
+
+
+def notice(dist, msg: str) -> None:
+    if dist.is_main:
+        print(f"warning: {msg}", file=sys.stderr)
+
+
+def speed_options(cfg, dist) -> dict:
+    """How the phases run: autocast dtype, gradient scaling, memory format, what is compiled."""
+    t, device = cfg.train, dist.device
+    cuda = device.type == "cuda"
+    if t.amp != "off" and not cuda:
+        notice(dist, f"train.amp={t.amp} is ignored on the CPU (no fast {t.amp} here); training in fp32")
+    if t.channels_last and not cuda:
+        notice(dist, "train.channels_last is ignored on the CPU")
+    amp = t.amp if cuda else "off"
+    dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    penalties = any(float(w) > 0 for w in cfg.loss.penalties.values())
+    if t.compile and penalties:
+        notice(dist, "train.compile: the D phase runs D uncompiled, because loss.penalties differentiate "
+                     "twice (torch.compile has no double backward)")
+    return {"autocast": functools.partial(torch.autocast, device.type, dtype=dtype) if dtype else nullcontext,
+            "scaler": amp == "fp16",
+            "memory_format": torch.channels_last if t.channels_last and cuda else torch.preserve_format,
+            "compile_g": t.compile, "compile_d": t.compile and not penalties}
+
+
+def to_device(batch, device, memory_format=torch.preserve_format) -> tuple:
+    """A CPU batch on ``device``: pinned first for an asynchronous copy to a GPU, image tensors
+    in ``memory_format`` (channels_last on CUDA)."""
+    cuda = torch.device(device).type == "cuda"
+
+    def move(t):
+        if t is None:
+            return None
+        if cuda and t.device.type == "cpu":
+            t = t.pin_memory()
+        return t.to(device, non_blocking=True, memory_format=memory_format if t.dim() == 4 else torch.preserve_format)
+    return tuple(move(t) for t in batch)
+
+
+def environment(device, dist=None) -> dict:
+    env = {"ganforge": __version__, "torch": torch.__version__, "python": platform.python_version(),
+           "device": str(device), "threads": torch.get_num_threads()}
+    if dist is not None and dist.active:
+        env["processes"] = dist.world_size
+    return env
+
+
+__all__ = ["configure_torch", "environment", "notice", "pick_device", "seed_everything", "speed_options",
+           "to_device"]

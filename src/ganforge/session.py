@@ -1,0 +1,110 @@
+"""A training session: validate the config, set up the processes and the run folder, run the
+loop (:mod:`ganforge.loop`), and record how it ended. ``train`` starts a run, ``resume`` continues one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .checkpoint import latest_checkpoint, restore_run
+from .config import Config, apply_override
+from .distributed import launch
+from .errors import RunDirError
+from .loop import RunState, build_state, fit
+from .nets import count_params
+from .reporting import MetricsLog, NoLog
+from .rundir import CHECKPOINTS, CONFIG, RUN_INFO, check_run_dir, create_run_dir, read_run, write_json_atomic
+from .runtime import configure_torch, environment, pick_device
+from .validation import validate
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on Ctrl-C / SIGTERM after writing its final checkpoint; ``run_dir`` resumes it."""
+
+    def __init__(self, run_dir: Path, step: int):
+        super().__init__(f"interrupted at step {step}; resume with `ganforge train --resume {run_dir}`")
+        self.run_dir, self.step = Path(run_dir), step
+
+
+def _new_run_dir(cfg: Config, state: RunState, run_dir: str | Path | None) -> Path:
+    """Create and describe a run folder (the main process's work)."""
+    run = Path(run_dir) if run_dir else create_run_dir(cfg.out, cfg.name or cfg.preset or "run")
+    run.mkdir(parents=True, exist_ok=True)
+    tmp = run / f"{CONFIG}.tmp"
+    tmp.write_text(cfg.to_yaml())
+    tmp.replace(run / CONFIG)
+    info = {"data_shape": list(state.data.shape), "task": state.task.name,
+            "num_classes": state.data.num_classes, "data": state.data.description,
+            "arch": cfg.model.arch, "g_args": state.g_args, "d_args": state.d_args,
+            "params": {"G": count_params(state.G), "D": count_params(state.D)},
+            "environment": environment(state.device, state.dist)}
+    write_json_atomic(run / RUN_INFO, info)
+    return run
+
+
+def _run(state: RunState, run: Path, quiet: bool, resume_step: int | None = None) -> Path:
+    """Fit with the run's metrics log open, then record how the session ended."""
+    log = MetricsLog(run, resume_step=resume_step) if state.dist.is_main else NoLog()
+    try:
+        result = fit(state, run, log)
+    finally:
+        log.close()
+    if state.dist.is_main:
+        write_json_atomic(run / "result.json", result)
+    if not quiet:
+        print(f"{result['reason']}: step {result['step']} in {result['seconds']:.0f}s; samples: {result['samples']}")
+    if result["reason"] == "interrupted":
+        raise TrainingInterrupted(run, result["step"])
+    return run
+
+
+def train(cfg: Config, *, run_dir: str | Path | None = None, quiet: bool = False) -> Path:
+    """Train a new run from a config; returns the run folder.
+
+    Raises :class:`TrainingInterrupted` (a KeyboardInterrupt) after the final checkpoint when
+    stopped by Ctrl-C or SIGTERM. Under ``torchrun`` every process calls this: the main process
+    creates the run folder and writes everything; all of them train their slices of each batch."""
+    validate(cfg)
+    configure_torch(cfg)
+    with launch(cfg, pick_device(cfg.train.device)) as dist:
+        state = build_state(cfg, dist=dist)
+        run = dist.from_main(lambda: _new_run_dir(cfg, state, run_dir))
+        quiet = quiet or not dist.is_main
+        if not quiet:
+            procs = f" x {dist.world_size} processes" if dist.active else ""
+            print(f"run folder: {run}\ndata: {state.data.description}\n"
+                  f"G {count_params(state.G):,} params, D {count_params(state.D):,} params, "
+                  f"device {state.device}{procs}")
+        return _run(state, run, quiet)
+
+
+def resume(run_dir: str | Path, overrides: list[str] | tuple = (), *, quiet: bool = False) -> Path:
+    """Continue a run from its newest good checkpoint (``overrides`` may extend train.steps).
+
+    Under ``torchrun`` every process restores the checkpoint the main process picked (the run
+    folder must be readable by every machine, e.g. on a shared file system)."""
+    run = check_run_dir(run_dir)
+    cfg_dict, _ = read_run(run)  # a damaged config.yaml / run.json is a RunDirError, not a traceback
+    if not isinstance(cfg_dict, dict):
+        raise RunDirError(f"{run}/{CONFIG} does not hold a config mapping")
+    cfg = Config.from_dict(cfg_dict)
+    for o in overrides:
+        apply_override(cfg, o)
+    validate(cfg)
+    configure_torch(cfg)
+    with launch(cfg, pick_device(cfg.train.device)) as dist:
+        ckpt = dist.from_main(lambda: latest_checkpoint(run / CHECKPOINTS))
+        if ckpt is None:
+            raise RunDirError(f"{run} has no usable checkpoint to resume from")
+        state = build_state(cfg, dist=dist)
+        restore_run(state, ckpt)
+        if overrides and dist.is_main:
+            tmp = run / f"{CONFIG}.tmp"
+            tmp.write_text(cfg.to_yaml())
+            tmp.replace(run / CONFIG)
+        quiet = quiet or not dist.is_main
+        if not quiet:
+            print(f"resuming {run} from {ckpt.name} (step {state.step} of {cfg.train.steps})")
+        return _run(state, run, quiet, resume_step=state.step)
+
+
+__all__ = ["TrainingInterrupted", "resume", "train"]
