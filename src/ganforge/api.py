@@ -135,6 +135,9 @@ def load(run_dir: str | Path, checkpoint: str | int | None = None, *, ema: bool 
 
     ``ema=None`` uses the EMA weights when the run kept them, ``True`` requires them.
     """
+    from .model_folder import is_model_folder, load_model_folder  # model folders and hf://user/name
+    if is_model_folder(run_dir):
+        return load_model_folder(run_dir, device, checkpoint=checkpoint, ema=ema)
     run_dir = Path(run_dir)
     cfg_d, info = read_run(run_dir)
     cfg = Config.from_dict(cfg_d)

@@ -21,7 +21,9 @@ def _user_errors():
     from .features import WeightsError
     from .train import TrainingDiverged
     from .api import UsageError
-    return (UsageError, ConfigError, DataError, UnknownNameError, RunDirError, CheckpointError, TrainingDiverged,
+    from .export import ExportError
+    from .hub import HubError
+    return (ExportError, HubError, UsageError, ConfigError, DataError, UnknownNameError, RunDirError, CheckpointError, TrainingDiverged,
             EvalError, WeightsError)
 
 
@@ -197,6 +199,40 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .api import UsageError, load
+    from .export import DEFAULT_OPSET, describe, export_generator
+    fmt = args.format
+    if fmt is None:
+        suffix = Path(args.out).suffix.lower()
+        fmt = "onnx" if suffix == ".onnx" else "torchscript" if suffix in (".pt", ".ts", ".torchscript") else None
+        if fmt is None:
+            raise UsageError(f"cannot tell the format from {args.out!r}: give --format onnx or --format torchscript")
+    if fmt == "torchscript" and args.opset is not None:
+        raise UsageError("--opset is for ONNX exports")
+    g = load(args.run_dir, args.checkpoint, ema=False if args.no_ema else None)
+    result = export_generator(g, args.out, fmt, direction=args.direction, opset=args.opset or DEFAULT_OPSET,
+                              atol=args.atol)
+    print(describe(result) + f" (step {g.step}{', EMA' if g.ema else ''})")
+    return 0
+
+
+def cmd_save_model(args) -> int:
+    from .model_folder import save_model_folder
+    out = save_model_folder(args.run_dir, args.out, checkpoint=args.checkpoint, ema=False if args.no_ema else None,
+                            license=args.license, seed=args.seed)
+    print(f"wrote model folder {out}/ (model.safetensors, config.yaml, model.json, README.md"
+          f"{', sample.png' if (out / 'sample.png').is_file() else ''})")
+    return 0
+
+
+def cmd_push(args) -> int:
+    from .hub import push
+    url = push(args.folder, args.repo_id, private=args.private, revision=args.revision)
+    print(f"pushed {args.folder} to {args.repo_id}: {url}")
+    return 0
+
+
 def cmd_bench(args) -> int:
     from . import bench
     return bench.main(args)
@@ -289,6 +325,34 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu")
     s.add_argument("--out", help="JSON output (default RUN_DIR/eval-stepN.json)")
     s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("export", help="export a run's generator to ONNX or TorchScript (verified against PyTorch)")
+    s.add_argument("run_dir", help="run folder, model folder or hf://user/name")
+    s.add_argument("--format", choices=["onnx", "torchscript"], default=None,
+                   help="default: from --out (.onnx -> onnx, .pt/.ts -> torchscript)")
+    s.add_argument("--out", "-o", required=True, help="output file")
+    s.add_argument("--direction", choices=["ab", "ba"], default=None, help="CycleGAN: A->B (default) or B->A")
+    s.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
+    s.add_argument("--atol", type=float, default=1e-4, help="verification tolerance (default 1e-4)")
+    s.add_argument("--checkpoint", help="step number or checkpoint folder (default: newest)")
+    s.add_argument("--no-ema", action="store_true", help="export G's raw weights even if EMA was kept")
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("save-model", help="write a self-describing model folder (weights, config, card, sample)")
+    s.add_argument("run_dir")
+    s.add_argument("--out", "-o", required=True, help="a new folder")
+    s.add_argument("--license", default="other", help="license of the weights for the model card (default other)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the card's sample picture")
+    s.add_argument("--checkpoint", help="step number or checkpoint folder (default: newest)")
+    s.add_argument("--no-ema", action="store_true", help="save G's raw weights even if EMA was kept")
+    s.set_defaults(func=cmd_save_model)
+
+    s = sub.add_parser("push", help="upload a model folder to the Hugging Face Hub (needs ganforge[hub])")
+    s.add_argument("folder")
+    s.add_argument("repo_id", help="user/name")
+    s.add_argument("--private", action="store_true")
+    s.add_argument("--revision", default=None, help="branch to push to (default main)")
+    s.set_defaults(func=cmd_push)
 
     s = sub.add_parser("data", help="prepare a dataset (offline where possible) and describe it")
     s.add_argument("name", help="dataset name or folder:PATH")
