@@ -27,6 +27,11 @@ def _user_errors():
             EvalError, WeightsError)
 
 
+def _default_dir(run_dir: str) -> Path:
+    """Where outputs go by default: the run (or model) folder; the current folder for hf:// models."""
+    return Path.cwd() if str(run_dir).startswith("hf://") else Path(run_dir)
+
+
 def cmd_presets(args) -> int:
     from .config import DEFAULT_PRESET, PRESETS
     width = max(map(len, PRESETS))
@@ -92,7 +97,7 @@ def cmd_sample(args) -> int:
         x = g.sample(args.n, seed=args.seed, labels=args.class_, truncation=args.truncation)
     tag = (f"-class{args.class_}" if args.class_ is not None else "") + \
         (f"-trunc{args.truncation:g}" if args.truncation else "")
-    out = Path(args.out) if args.out else Path(args.run_dir) / f"sample-step{g.step}-seed{args.seed}{tag}.png"
+    out = Path(args.out) if args.out else _default_dir(args.run_dir) / f"sample-step{g.step}-seed{args.seed}{tag}.png"
     if args.separate:
         out.mkdir(parents=True, exist_ok=True)
         if x.dim() != 4:
@@ -126,7 +131,7 @@ def cmd_interpolate(args) -> int:
             raise UsageError(f"--classes takes two class numbers like 3,7, got {args.classes!r}")
     frames = interpolation_frames(g, steps=args.steps, rows=args.rows, seed=args.seed, mode=args.mode,
                                   classes=classes, truncation=args.truncation)
-    stem = Path(args.out) if args.out else Path(args.run_dir) / (
+    stem = Path(args.out) if args.out else _default_dir(args.run_dir) / (
         f"interp-step{g.step}-seed{args.seed}-{args.mode}" + (f"-classes{classes[0]}-{classes[1]}" if classes else ""))
     stem.parent.mkdir(parents=True, exist_ok=True)
     png, gif = stem.with_suffix(".png"), stem.with_suffix(".gif")
@@ -193,7 +198,7 @@ def cmd_eval(args) -> int:
     print(f"{p['run']} step {p['step']}{' (EMA)' if p['ema'] else ''}: {p['n']} samples vs {p['reference']} "
           f"({p['reference_n']} images), features {p['extractor']} sha256 {p['extractor_sha256'][:12]}, seed {p['seed']}")
     print(format_table(out["results"]))
-    dest = Path(args.out) if args.out else Path(args.run_dir) / f"eval-step{p['step']}.json"
+    dest = Path(args.out) if args.out else _default_dir(args.run_dir) / f"eval-step{p['step']}.json"
     dest.write_text(json.dumps(out, indent=1))
     print(f"wrote {dest}")
     return 0

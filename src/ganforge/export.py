@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -209,15 +210,21 @@ def _torchscript_export(spec: ExportSpec, path: Path, meta: dict) -> None:
     torch.jit.save(traced, str(path), _extra_files={"ganforge.json": json.dumps(meta)})
 
 
+def _root_cause(e: BaseException) -> str:
+    while e.__cause__ is not None:
+        e = e.__cause__
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()
+    return f"{type(e).__name__}: {(text.splitlines() or [''])[0][:300]}"
+
+
 def _write_onnx(spec: ExportSpec, tmp: Path, opset: int) -> int:
     onnx, _ = _require_onnx()
     try:
         _onnx_export(spec, tmp, opset)
     except ExportError:
         raise
-    except Exception as e:  # the exporter's errors are long; keep the first line
-        raise ExportError(f"torch.onnx.export failed at opset {opset}: "
-                          f"{(str(e).strip().splitlines() or [type(e).__name__])[0][:300]}") from None
+    except Exception as e:  # the exporter's errors are long: the innermost cause's first line
+        raise ExportError(f"torch.onnx.export failed at opset {opset}: {_root_cause(e)}") from None
     model = onnx.load(str(tmp))
     got = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), opset)
     meta = record(spec, "onnx", got)
@@ -257,7 +264,7 @@ def verify_export(fmt: str, path: Path, spec: ExportSpec, *, atol: float = ATOL,
             got = run(*xs)
         except Exception as e:
             raise ExportError(f"verification failed: the exported {fmt} file does not run at batch {b}: "
-                              f"{(str(e).strip().splitlines() or [type(e).__name__])[0][:200]}") from None
+                              f"{_root_cause(e)[:200]}") from None
         if tuple(got.shape) != tuple(ref.shape):
             raise ExportError(f"verification failed: the exported {fmt} file gives shape {tuple(got.shape)} at "
                               f"batch {b}, PyTorch {tuple(ref.shape)}")
