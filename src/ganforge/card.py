@@ -105,13 +105,23 @@ def front_matter(g, run: Path, facts: dict, *, license: str) -> dict:
     return {
         "library_name": "ganforge",
         "license": license,
-        "tags": ["ganforge", "gan", facts["arch"], *([facts["preset"]] if facts.get("preset") else [])],
+        "tags": list(dict.fromkeys(["ganforge", "gan", facts["arch"], *([facts["preset"]] if facts.get("preset") else [])])),
         "pipeline_tag": _PIPELINE.get(facts["task"], "unconditional-image-generation"),
         "datasets": [facts["dataset"]],
         "ganforge": {"task": facts["task"], "arch": facts["arch"], "preset": facts.get("preset") or None,
                      "dataset": facts["dataset"], "step": facts["step"], "ema": facts["ema"],
                      "training": training_facts(run), "metrics": metrics},
     }
+
+
+def _use_line(facts: dict) -> str:
+    if facts["data_kind"] == "unpaired":
+        return 'y = g.translate(images, direction="ab")  # (N, C, H, W) in [-1, 1]; "ba" for the way back'
+    if facts["data_kind"] == "paired":
+        return "y = g.translate(images)  # (N, C, H, W) in [-1, 1]"
+    if facts["num_classes"]:
+        return "x = g.sample(16, seed=0, labels=3)  # 16 samples of class 3, in [-1, 1]"
+    return "x = g.sample(16, seed=0)  # in [-1, 1]"
 
 
 def write_card(g, run: Path, dest: Path, facts: dict, *, license: str = "other", picture: str | None = None) -> None:
@@ -130,7 +140,7 @@ def write_card(g, run: Path, dest: Path, facts: dict, *, license: str = "other",
         lines.append(f"- classes ({facts['num_classes']}): " + ", ".join(map(str, names)))
     if tr.get("images_seen") is not None:
         lines.append(f"- training: {tr.get('steps')} steps, {tr['images_seen']:,} images seen, "
-                     f"{tr.get('seconds_logged', 0):.0f} s logged ({tr['source']})")
+                     f"{tr.get('seconds_logged', 0):.3g} s of logged training time ({tr['source']})")
     if gf["metrics"]:
         lines += ["", "## Evaluation", "", "| metric | value | step | samples | reference | features |",
                   "|---|---|---|---|---|---|"]
@@ -143,8 +153,7 @@ def write_card(g, run: Path, dest: Path, facts: dict, *, license: str = "other",
     if picture:
         lines += ["", "## Sample", "", "![sample](sample.png)", "", picture]
     lines += ["", "## Use", "", "```python", "import ganforge", 'g = ganforge.load("path/to/this/folder")',
-              "x = g.sample(16, seed=0)" if facts["data_kind"] not in ("paired", "unpaired")
-              else "y = g.translate(images)  # (N, C, H, W) in [-1, 1]", "```", "",
+              _use_line(facts), "```", "",
               f"License of the weights: {license}.", ""]
     dest.write_text("\n".join(lines))
 

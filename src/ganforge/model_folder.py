@@ -103,7 +103,7 @@ def save_model_folder(run: str | Path, out: str | Path, *, checkpoint=None, ema:
         shutil.copyfile(Path(run) / CONFIG, tmp / CONFIG)
         facts = model_facts(g)
         meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **facts,
-                "source": {"run": str(Path(run).resolve()), "checkpoint": g.checkpoint.name},
+                "source": {"run": Path(run).resolve().name, "checkpoint": g.checkpoint.name},  # no local paths
                 "weights": {"file": WEIGHTS, "sha256": _sha256(tmp / WEIGHTS)}}
         (tmp / MODEL_JSON).write_text(json.dumps(meta, indent=1))
         picture = write_sample(g, Path(run), tmp / SAMPLE, seed=seed)
