@@ -224,3 +224,18 @@ def test_example_script_samples_a_grid_without_ganforge(runs, exported, tmp_path
     want = ((g(z, torch.full((4,), 7)).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)[:, 0].numpy()
     tiles = [img[2 + r * 30:2 + r * 30 + 28, 2 + c * 30:2 + c * 30 + 28] for r in range(2) for c in range(2)]
     assert max(int(np.abs(t.astype(int) - w.astype(int)).max()) for t, w in zip(tiles, want)) <= 1
+
+
+def test_plain_copy_bakes_spectral_norm_and_leaves_the_original_working():
+    from ganforge.nets import BigGANGenerator
+    torch.manual_seed(0)
+    net = BigGANGenerator(z_dim=12, out_shape=(1, 28, 28), num_classes=3, width=8, shared_dim=8).eval()  # SN in G
+    z, y = torch.randn(2, 12), torch.tensor([0, 2])
+    with torch.no_grad():
+        want = net(z, y)
+        for _ in range(2):  # a second copy must still work: the original's classes are untouched
+            plain = ex._plain_copy(net)
+            assert not any(torch.nn.utils.parametrize.is_parametrized(m) for m in plain.modules())
+            torch.testing.assert_close(plain(z, y), want, atol=1e-6, rtol=0)
+        assert torch.equal(net(z, y), want)
+        assert any(torch.nn.utils.parametrize.is_parametrized(m) for m in net.modules())

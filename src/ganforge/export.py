@@ -113,12 +113,20 @@ def _image_draw(shape: tuple):
 
 
 def _plain_copy(net: nn.Module) -> nn.Module:
-    """A CPU float32 eval-mode copy with parametrizations (spectral norm) baked into the weights."""
+    """A CPU float32 eval-mode copy with parametrizations (spectral norm) baked into the weights.
+
+    ``parametrize.remove_parametrizations`` cannot be used on a deep copy: it deletes the
+    property from the ``Parametrized*`` class, which the copy shares with the original net."""
     net = copy.deepcopy(net).cpu().float().eval()
-    for m in list(net.modules()):
-        if parametrize.is_parametrized(m):
-            for name in list(m.parametrizations.keys()):
-                parametrize.remove_parametrizations(m, name, leave_parametrized=True)
+    with torch.no_grad():
+        for m in list(net.modules()):
+            if not parametrize.is_parametrized(m):
+                continue
+            values = {name: getattr(m, name).detach().clone() for name in m.parametrizations}  # eval: no power step
+            del m._modules["parametrizations"]
+            m.__class__ = m.__class__.__bases__[0]  # Parametrized<Layer> -> <Layer>
+            for name, v in values.items():
+                m.register_parameter(name, nn.Parameter(v))
     for p in net.parameters():
         p.requires_grad_(False)
     return net
@@ -166,7 +174,8 @@ def export_adapter(g, direction: str | None = None) -> ExportSpec:
         label = ModelInput("label", torch.int64, (), f"class labels (B,) int64 in 0..{k - 1}",
                            lambda n, gen: torch.randint(k, (n,), generator=gen))
         return ExportSpec(_FromNoise(net), (z, label), out_shape, "conditional", facts=facts)
-    return ExportSpec(_FromNoise(net), (z,), out_shape, "noise", facts=facts)
+    output = "samples" if g.data_kind == "vector" else "images"  # toy data: (B, D) points
+    return ExportSpec(_FromNoise(net), (z,), out_shape, "noise", output=output, facts=facts)
 # ==============================================================================================
 
 
@@ -308,7 +317,7 @@ def export_spec(spec: ExportSpec, out: str | Path, fmt: str = "onnx", *, opset: 
     return {"path": str(out), "format": fmt, "opset": got, "kind": spec.kind, "bytes": out.stat().st_size,
             "seconds": seconds, "max_diff": diff, "atol": atol, "batches": list(VERIFY_BATCHES),
             "checked_with": checker, "inputs": [i.record() for i in spec.inputs],
-            "output": ["batch", *spec.output_shape]}
+            "output": ["batch", *spec.output_shape], "output_name": spec.output}
 
 
 def export_generator(g, out: str | Path, fmt: str = "onnx", *, direction: str | None = None,
@@ -324,7 +333,7 @@ def describe(result: dict) -> str:
     ins = ", ".join(f"{i['name']} ({', '.join(map(str, i['shape']))}) {i['dtype']}" for i in result["inputs"])
     fmt = f"ONNX opset {result['opset']}" if result["format"] == "onnx" else "TorchScript"
     return (f"wrote {result['path']} ({fmt}, {result['bytes'] / 1e6:.2f} MB, {result['seconds']:.1f}s): "
-            f"{ins} -> images ({', '.join(map(str, result['output']))}) in [-1, 1]; verified with "
+            f"{ins} -> {result['output_name']} ({', '.join(map(str, result['output']))}) in [-1, 1]; verified with "
             f"{result['checked_with']} at batch {' and '.join(map(str, result['batches']))}: "
             f"max |diff| {result['max_diff']:.2g} <= {result['atol']:g}")
 
