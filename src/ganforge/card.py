@@ -17,7 +17,8 @@ import yaml
 
 from .rundir import METRICS, SAMPLES, read_metrics
 
-# Hub pipeline tags; the Hub has no class-conditional one, so those share the unconditional tag
+# MODEL-KIND (presentation only; keyed on model_folder.task_kind): Hub pipeline tags. The Hub has
+# no class-conditional one, so those share the unconditional tag
 _PIPELINE = {"noise-to-image": "unconditional-image-generation", "class-conditional": "unconditional-image-generation",
              "image-to-image (paired)": "image-to-image", "image-to-image (unpaired)": "image-to-image"}
 
@@ -70,8 +71,7 @@ def latest_eval(run: Path) -> dict | None:
 
 
 def write_sample(g, run: Path, dest: Path, *, seed: int = 0) -> str | None:
-    """Write the card's picture; returns a description (None when there is none to show).
-
+    """Write the card's picture; returns a description (None when there is none to show). MODEL-KIND:
     Noise models: samples from the saved weights (one row per class for conditional ones).
     Image-to-image models: the run's newest before/after grid (they need real inputs)."""
     import torch
@@ -114,7 +114,7 @@ def front_matter(g, run: Path, facts: dict, *, license: str) -> dict:
     }
 
 
-def _use_line(facts: dict) -> str:
+def _use_line(facts: dict) -> str:  # MODEL-KIND (presentation only): the card's usage line
     if facts["data_kind"] == "unpaired":
         return 'y = g.translate(images, direction="ab")  # (N, C, H, W) in [-1, 1]; "ba" for the way back'
     if facts["data_kind"] == "paired":

@@ -306,6 +306,11 @@ def export_spec(spec: ExportSpec, out: str | Path, fmt: str = "onnx", *, opset: 
                 _torchscript_export(spec, tmp, record(spec, "torchscript", None))
             seconds = time.perf_counter() - t0
             diff = verify_export(fmt, tmp, spec, atol=atol)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # the bytes are on disk before the name points at them
+        finally:
+            os.close(fd)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
