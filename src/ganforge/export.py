@@ -22,6 +22,7 @@ place that knows it (noise z; z and an int64 label; an image; CycleGAN's two dir
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import re
@@ -70,7 +71,7 @@ class ModelInput:
 class ExportSpec:
     """What to export: a module whose ``forward`` takes the inputs positionally, in order."""
 
-    module: nn.Module  # forward(*inputs) -> (B, *output_shape) in [-1, 1]
+    module: nn.Module  # forward(*inputs) -> (B, *output_shape) in [-1, 1]; in eval mode
     inputs: tuple  # ModelInput, ...
     output_shape: tuple  # per-sample output shape
     kind: str  # noise | conditional | image-to-image (recorded in the metadata)
@@ -147,7 +148,7 @@ def export_adapter(g, direction: str | None = None) -> ExportSpec:
     """The ExportSpec of a loaded generator ``g`` (``direction`` "ab"/"ba": image-to-image only)."""
     from .model_folder import model_facts
     facts = model_facts(g)
-    net = _plain_copy(g.net)
+    net = g.net
     if g.data_kind in ("paired", "unpaired"):
         direction = direction or "ab"
         if direction not in ("ab", "ba"):
@@ -168,7 +169,7 @@ def export_adapter(g, direction: str | None = None) -> ExportSpec:
     z = ModelInput("z", torch.float32, (g.z_dim,),
                    f"latent z (B, {g.z_dim}), {'uniform on [-1, 1]' if g.cfg.model.latent == 'uniform' else 'standard normal'}",
                    _latent_draw(g.cfg.model.latent, g.z_dim))
-    out_shape = tuple(g.args.get("out_shape") or g.cfg.model.g.get("out_shape") or ())
+    out_shape = tuple(g.args["out_shape"])
     if g.conditional:
         k = g.num_classes
         label = ModelInput("label", torch.int64, (), f"class labels (B,) int64 in 0..{k - 1}",
@@ -265,10 +266,12 @@ def verify_export(fmt: str, path: Path, spec: ExportSpec, *, atol: float = ATOL,
                   batches=VERIFY_BATCHES, seed: int = 0) -> float:
     """Largest |exported - PyTorch| over seeded inputs at each batch size; ExportError beyond atol."""
     run = _run_exported(fmt, path, spec)
+    param = next(spec.module.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")  # the reference may sit on a GPU
     worst = 0.0
     for b in batches:
         xs = example_inputs(spec, b, seed=seed + b)
-        ref = spec.module(*xs)
+        ref = spec.module(*(x.to(device) for x in xs)).float().cpu()
         try:
             got = run(*xs)
         except Exception as e:
@@ -296,14 +299,16 @@ def export_spec(spec: ExportSpec, out: str | Path, fmt: str = "onnx", *, opset: 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     t0 = time.perf_counter()
+    # the file is made from a plain copy (spectral norm baked in) and checked against the original
+    baked = dataclasses.replace(spec, module=_plain_copy(spec.module))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer and exporter chatter; the verification decides
             if fmt == "onnx":
-                got = _write_onnx(spec, tmp, opset)
+                got = _write_onnx(baked, tmp, opset)
             else:
                 got = None
-                _torchscript_export(spec, tmp, record(spec, "torchscript", None))
+                _torchscript_export(baked, tmp, record(baked, "torchscript", None))
             seconds = time.perf_counter() - t0
             diff = verify_export(fmt, tmp, spec, atol=atol)
         fd = os.open(tmp, os.O_RDONLY)
