@@ -27,6 +27,9 @@ def _user_errors():
             EvalError, WeightsError)
 
 
+_RUN_HELP = "run folder, model folder (ganforge save-model) or hf://user/name[@revision]"
+
+
 def _default_dir(run_dir: str) -> Path:
     """Where outputs go by default: the run (or model) folder; the current folder for hf:// models."""
     return Path.cwd() if str(run_dir).startswith("hf://") else Path(run_dir)
@@ -266,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("sample", help="generate samples from a trained run")
-    s.add_argument("run_dir")
+    s.add_argument("run_dir", help=_RUN_HELP)
     s.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", "-o", help="output PNG (or folder with --separate)")
@@ -281,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_sample)
 
     s = sub.add_parser("interpolate", help="latent (or class) interpolation: a PNG strip and an animated GIF")
-    s.add_argument("run_dir")
+    s.add_argument("run_dir", help=_RUN_HELP)
     s.add_argument("--steps", type=int, default=8, help="images per walk (default 8)")
     s.add_argument("--rows", type=int, default=4, help="number of walks (default 4)")
     s.add_argument("--mode", choices=["slerp", "lerp"], default="slerp")
@@ -297,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   cmd_translate),
                                  ("upscale", "super-resolution: upscale image files with an SR model", cmd_upscale)):
         s = sub.add_parser(name, help=helptext)
-        s.add_argument("run_dir")
+        s.add_argument("run_dir", help=_RUN_HELP)
         s.add_argument("inputs", nargs="+", help="image files or folders")
         s.add_argument("--out", "-o", required=True, help="output folder (outputs keep the input names, as PNG)")
         if name == "translate":
@@ -309,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.set_defaults(func=func)
 
     s = sub.add_parser("synthesize", help="a labelled synthetic dataset (ImageFolder layout) from a conditional model")
-    s.add_argument("run_dir")
+    s.add_argument("run_dir", help=_RUN_HELP)
     s.add_argument("--per-class", type=int, required=True, help="images per class")
     s.add_argument("--out", "-o", required=True, help="output folder: OUT/<class>/NNNNN.png")
     s.add_argument("--seed", type=int, default=0)
@@ -319,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_synthesize)
 
     s = sub.add_parser("eval", help="evaluate a run: FID, KID, precision/recall, density/coverage, IS")
-    s.add_argument("run_dir")
+    s.add_argument("run_dir", help=_RUN_HELP)
     s.add_argument("--metrics", default="fid,kid,pr,dc,is", help="comma-separated: fid,kid,pr,dc,is; modes (toy mixtures, stacked-fmnist)")
     s.add_argument("--features", default="fmnist", help="feature extractor (default fmnist)")
     s.add_argument("--n", type=int, default=10000, help="generated samples (default 10000)")
@@ -332,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_eval)
 
     s = sub.add_parser("export", help="export a run's generator to ONNX or TorchScript (verified against PyTorch)")
-    s.add_argument("run_dir", help="run folder, model folder or hf://user/name")
+    s.add_argument("run_dir", help=_RUN_HELP)
     s.add_argument("--format", choices=["onnx", "torchscript"], default=None,
                    help="default: from --out (.onnx -> onnx, .pt/.ts -> torchscript)")
     s.add_argument("--out", "-o", required=True, help="output file")
