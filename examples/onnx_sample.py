@@ -4,6 +4,7 @@ Needs only onnxruntime, numpy and Pillow::
 
     python examples/onnx_sample.py model.onnx --out grid.png --n 16 --seed 0 [--label 3]
     python examples/onnx_sample.py translator.onnx --input photo.png --out translated.png
+    python examples/onnx_sample.py toy.onnx --out points.csv --n 1000   # 2-D toy models
 
 Noise models get a grid of ``--n`` samples; class-conditional ones take ``--label`` (default: a
 random class per sample); image-to-image models translate ``--input``. What the model takes is
@@ -76,6 +77,10 @@ def main(argv=None) -> int:
             labels = np.full(args.n, args.label) if args.label is not None else rng.integers(0, k, args.n)
             feed["label"] = labels.astype(np.int64)
     images = sess.run(None, feed)[0]  # (N, C, H, W) in [-1, 1]
+    if images.ndim != 4:  # a toy model: points, not images
+        np.savetxt(args.out, images, delimiter=",", fmt="%.6f")
+        print(f"wrote {args.out}: {len(images)} points of dimension {images.shape[1]} (CSV)")
+        return 0
     nrow = max(1, int(round(math.sqrt(len(images)))))
     grid(to_uint8(images), nrow).save(args.out)
     print(f"wrote {args.out}: {len(images)} image(s) of shape {tuple(images.shape[1:])} "
