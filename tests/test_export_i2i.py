@@ -19,7 +19,7 @@ pytest.importorskip("onnxscript")
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    return train_runs(tmp_path_factory, {"pix2pix": [], "cyclegan": ["model.g.n_blocks=1"]})
+    return train_runs(tmp_path_factory, {"pix2pix": ["model.g.depth=3"], "cyclegan": ["model.g.n_blocks=1"]})
 
 
 def test_image_to_image_models_export_both_directions(runs, tmp_path, one_thread):
