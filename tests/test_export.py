@@ -215,7 +215,8 @@ def test_example_script_samples_a_grid_without_ganforge(runs, exported, tmp_path
     png = tmp_path / "grid.png"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ""}  # the script must not need ganforge
     r = subprocess.run([sys.executable, str(ROOT / "examples" / "onnx_sample.py"), str(model), "--out", str(png),
-                        "--n", "4", "--seed", "5", "--label", "7"], capture_output=True, text=True, env=env, timeout=120)
+                        "--n", "4", "--seed", "5", "--label", "7"],
+                       capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr
     img = np.asarray(Image.open(png))
     assert img.shape == (2 + 2 * 30, 2 + 2 * 30)  # 2x2 grid of 28 px tiles with 2 px padding

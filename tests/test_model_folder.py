@@ -70,7 +70,8 @@ def _one_line_error(capsys) -> str:
 def test_round_trip_gives_bit_identical_samples(runs, folders):
     for name in ("dcgan", "cgan"):
         a, b = load(runs[name]), load(folders[name])
-        assert (b.step, b.ema, b.z_dim, b.num_classes, b.data_kind) == (a.step, a.ema, a.z_dim, a.num_classes, a.data_kind)
+        facts = ("step", "ema", "z_dim", "num_classes", "data_kind")
+        assert [getattr(b, k) for k in facts] == [getattr(a, k) for k in facts]
         assert b.args == a.args and b.ema == (name == "dcgan")
         labels = torch.tensor([0, 5, 9, 2, 2, 7]) if a.conditional else None
         assert torch.equal(a.sample(6, seed=4, labels=labels), b.sample(6, seed=4, labels=labels))
@@ -133,7 +134,8 @@ def test_run_commands_accept_a_model_folder(runs, folders, tmp_path, capsys):
     assert main(["sample", str(folders["cgan"]), "--out", str(tmp_path / "f.png"), "--n", "20"]) == 0
     assert main(["sample", str(runs["cgan"]), "--out", str(tmp_path / "r.png"), "--n", "20"]) == 0
     assert (tmp_path / "f.png").read_bytes() == (tmp_path / "r.png").read_bytes()
-    assert main(["interpolate", str(folders["dcgan"]), "--out", str(tmp_path / "i"), "--steps", "3", "--rows", "2"]) == 0
+    assert main(["interpolate", str(folders["dcgan"]), "--out", str(tmp_path / "i"),
+                 "--steps", "3", "--rows", "2"]) == 0
     assert (tmp_path / "i.gif").is_file()
     assert main(["synthesize", str(folders["cgan"]), "--per-class", "1", "--out", str(tmp_path / "syn")]) == 0
     assert len(list((tmp_path / "syn").rglob("*.png"))) == 10

@@ -55,7 +55,8 @@ def training_facts(run: Path) -> dict:
 
 def latest_eval(run: Path) -> dict | None:
     """The newest ``eval-step*.json`` of a run: its results with their provenance."""
-    files = [(int(m.group(1)), p) for p in run.glob("eval-step*.json") if (m := re.match(r"eval-step(\d+)\.json$", p.name))]
+    files = [(int(m.group(1)), p) for p in run.glob("eval-step*.json")
+             if (m := re.match(r"eval-step(\d+)\.json$", p.name))]
     if not files:
         return None
     step, path = max(files)
@@ -97,6 +98,10 @@ def write_sample(g, run: Path, dest: Path, *, seed: int = 0) -> str | None:
     return f"{what}, seed {seed}, from these weights"
 
 
+def _tags(facts: dict) -> list[str]:
+    return list(dict.fromkeys(["ganforge", "gan", facts["arch"], *([facts["preset"]] if facts.get("preset") else [])]))
+
+
 def front_matter(g, run: Path, facts: dict, *, license: str) -> dict:
     ev = latest_eval(run)
     metrics = None
@@ -105,7 +110,7 @@ def front_matter(g, run: Path, facts: dict, *, license: str) -> dict:
     return {
         "library_name": "ganforge",
         "license": license,
-        "tags": list(dict.fromkeys(["ganforge", "gan", facts["arch"], *([facts["preset"]] if facts.get("preset") else [])])),
+        "tags": _tags(facts),
         "pipeline_tag": _PIPELINE.get(facts["task"], "unconditional-image-generation"),
         "datasets": [facts["dataset"]],
         "ganforge": {"task": facts["task"], "arch": facts["arch"], "preset": facts.get("preset") or None,

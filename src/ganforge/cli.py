@@ -23,8 +23,8 @@ def _user_errors():
     from .api import UsageError
     from .export import ExportError
     from .hub import HubError
-    return (ExportError, HubError, UsageError, ConfigError, DataError, UnknownNameError, RunDirError, CheckpointError, TrainingDiverged,
-            EvalError, WeightsError)
+    return (UsageError, ConfigError, DataError, UnknownNameError, RunDirError, CheckpointError, TrainingDiverged,
+            EvalError, WeightsError, ExportError, HubError)
 
 
 _RUN_HELP = "run folder, model folder (ganforge save-model) or hf://user/name[@revision]"

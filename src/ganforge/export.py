@@ -166,8 +166,8 @@ def export_adapter(g, direction: str | None = None) -> ExportSpec:
         return ExportSpec(module, (image,), out_shape, "image-to-image", facts={**facts, "direction": direction})
     if direction is not None:
         raise UsageError("--direction is for image-to-image models; this one generates from noise")
-    z = ModelInput("z", torch.float32, (g.z_dim,),
-                   f"latent z (B, {g.z_dim}), {'uniform on [-1, 1]' if g.cfg.model.latent == 'uniform' else 'standard normal'}",
+    law = "uniform on [-1, 1]" if g.cfg.model.latent == "uniform" else "standard normal"
+    z = ModelInput("z", torch.float32, (g.z_dim,), f"latent z (B, {g.z_dim}), {law}",
                    _latent_draw(g.cfg.model.latent, g.z_dim))
     out_shape = tuple(g.args["out_shape"])
     if g.conditional:

@@ -97,8 +97,9 @@ def _check_fit(name: str, net: nn.Module, sd: dict, where: str) -> None:
     extra = [k for k in sd if k not in own]
     if missing or extra:
         k = (missing or extra)[0]
-        raise CheckpointError(f"{where}: {name} does not fit: '{k}' is {'missing from the saved weights' if missing else 'not in the net'}"
-                              f" ({len(missing)} missing, {len(extra)} unexpected keys)")
+        what = "missing from the saved weights" if missing else "not in the net"
+        raise CheckpointError(f"{where}: {name} does not fit: '{k}' is {what} "
+                              f"({len(missing)} missing, {len(extra)} unexpected keys)")
     for k, v in own.items():
         if tuple(sd[k].shape) != tuple(v.shape):
             raise CheckpointError(f"{where}: {name}.{k} has shape {tuple(sd[k].shape)} in the saved weights, "

@@ -93,8 +93,9 @@ def push(folder: str | Path, repo_id: str, *, private: bool = False, revision: s
     api = hub.HfApi(token=token, endpoint=os.environ.get("HF_ENDPOINT") or None)
     try:
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        message = message or f"ganforge {meta['arch']} generator, step {meta.get('step')}"
         info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), revision=revision, repo_type="model",
-                                 commit_message=message or f"ganforge {meta['arch']} generator, step {meta.get('step')}")
+                                 commit_message=message)
     except Exception as e:  # no network, no token, refused: one line
         raise HubError(f"could not push {folder} to {repo_id}: {_first_line(e)}") from None
     return str(getattr(info, "commit_url", info))
