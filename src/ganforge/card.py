@@ -159,6 +159,8 @@ def write_card(g, run: Path, dest: Path, facts: dict, *, license: str = "other",
         lines += ["", "## Sample", "", "![sample](sample.png)", "", picture]
     lines += ["", "## Use", "", "```python", "import ganforge", 'g = ganforge.load("path/to/this/folder")',
               _use_line(facts), "```", "",
+              "Without ganforge: `ganforge export THIS_FOLDER --out model.onnx` writes an ONNX file for "
+              "onnxruntime (inputs and value ranges are in its metadata).", "",
               f"License of the weights: {license}.", ""]
     dest.write_text("\n".join(lines))
 
