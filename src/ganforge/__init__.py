@@ -26,9 +26,9 @@ def train(config="dcgan", overrides=(), **kwargs):
 
 
 def load(run_dir, checkpoint=None, *, ema=None, device="cpu"):
-    """The generator of a run (:class:`ganforge.trained.TrainedGenerator`), ready to ``.sample(n, seed=...)``
-    or ``.translate(images)``."""
-    from .trained import load as _load
+    """The generator of a run (:class:`ganforge.trained.TrainedGenerator`) of a run folder, a model folder or
+    ``hf://user/name``, ready to ``.sample(n, seed=...)`` or ``.translate(images)``."""
+    from .loading import load as _load
     return _load(run_dir, checkpoint=checkpoint, ema=ema, device=device)
 
 

@@ -11,6 +11,14 @@ import sys
 from pathlib import Path
 
 
+_RUN_HELP = "run folder, model folder (ganforge save-model) or hf://user/name[@revision]"
+
+
+def _default_dir(run_dir: str) -> Path:
+    """Where outputs go by default: the run (or model) folder; the current folder for hf:// models."""
+    return Path.cwd() if str(run_dir).startswith("hf://") else Path(run_dir)
+
+
 def cmd_presets(args) -> int:
     from .config import DEFAULT_PRESET, PRESETS
     width = max(map(len, PRESETS))
@@ -75,7 +83,7 @@ def cmd_sample(args) -> int:
     import torch
 
     from .errors import UsageError
-    from .trained import load
+    from .loading import load
     from .viz import save_grid, save_samples
     g = load(args.run_dir, args.checkpoint, ema=False if args.no_ema else None)
     if args.class_ is not None and not g.conditional:
@@ -91,7 +99,7 @@ def cmd_sample(args) -> int:
         x = g.sample(args.n, seed=args.seed, labels=args.class_, truncation=args.truncation)
     tag = (f"-class{args.class_}" if args.class_ is not None else "") + \
         (f"-trunc{args.truncation:g}" if args.truncation else "")
-    out = Path(args.out) if args.out else Path(args.run_dir) / f"sample-step{g.step}-seed{args.seed}{tag}.png"
+    out = Path(args.out) if args.out else _default_dir(args.run_dir) / f"sample-step{g.step}-seed{args.seed}{tag}.png"
     if args.separate:
         out.mkdir(parents=True, exist_ok=True)
         if x.dim() != 4:
@@ -114,7 +122,7 @@ def cmd_sample(args) -> int:
 def cmd_interpolate(args) -> int:
     from .errors import UsageError
     from .interpolate import interpolation_frames, save_strip_and_gif
-    from .trained import load
+    from .loading import load
     g = load(args.run_dir, args.checkpoint, ema=False if args.no_ema else None)
     classes = None
     if args.classes:
@@ -126,7 +134,7 @@ def cmd_interpolate(args) -> int:
             raise UsageError(f"--classes takes two class numbers like 3,7, got {args.classes!r}")
     frames = interpolation_frames(g, steps=args.steps, rows=args.rows, seed=args.seed, mode=args.mode,
                                   classes=classes, truncation=args.truncation)
-    stem = Path(args.out) if args.out else Path(args.run_dir) / (
+    stem = Path(args.out) if args.out else _default_dir(args.run_dir) / (
         f"interp-step{g.step}-seed{args.seed}-{args.mode}" + (f"-classes{classes[0]}-{classes[1]}" if classes else ""))
     stem.parent.mkdir(parents=True, exist_ok=True)
     png, gif = stem.with_suffix(".png"), stem.with_suffix(".gif")
@@ -139,7 +147,7 @@ def _translate(args, expect: str) -> int:
     from .errors import UsageError
     from .imagefiles import translate_files
     from .tasks.translate import PairedTask
-    from .trained import load
+    from .loading import load
     g = load(args.run_dir, args.checkpoint, ema=False if args.no_ema else None)
     g.task.require("translate")
     if expect == "upscale" and not (isinstance(g.task, PairedTask) and g.task.is_upscaler(g.args)):
@@ -162,7 +170,7 @@ def cmd_upscale(args) -> int:
 def cmd_synthesize(args) -> int:
     from .data import dataset
     from .synthesize import synthesize
-    from .trained import load
+    from .loading import load
     g = load(args.run_dir, args.checkpoint, ema=False if args.no_ema else None)
     names = list(dataset(g.cfg.data.name).classes) or None
     counts = synthesize(g, args.per_class, args.out, seed=args.seed, truncation=args.truncation, class_names=names)
@@ -191,9 +199,44 @@ def cmd_eval(args) -> int:
     print(f"{p['run']} step {p['step']}{' (EMA)' if p['ema'] else ''}: {p['n']} samples vs {p['reference']} "
           f"({p['reference_n']} images), features {p['extractor']} sha256 {p['extractor_sha256'][:12]}, seed {p['seed']}")
     print(format_table(out["results"]))
-    dest = Path(args.out) if args.out else Path(args.run_dir) / f"eval-step{p['step']}.json"
+    dest = Path(args.out) if args.out else _default_dir(args.run_dir) / f"eval-step{p['step']}.json"
     dest.write_text(json.dumps(out, indent=1))
     print(f"wrote {dest}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .errors import UsageError
+    from .loading import load
+    from .export import DEFAULT_OPSET, describe, export_generator
+    fmt = args.format
+    if fmt is None:
+        suffix = Path(args.out).suffix.lower()
+        fmt = "onnx" if suffix == ".onnx" else "torchscript" if suffix in (".pt", ".ts", ".torchscript") else None
+        if fmt is None:
+            raise UsageError(f"cannot tell the format from {args.out!r}: give --format onnx or --format torchscript")
+    if fmt == "torchscript" and args.opset is not None:
+        raise UsageError("--opset is for ONNX exports")
+    g = load(args.run_dir, args.checkpoint, ema=False if args.no_ema else None)
+    result = export_generator(g, args.out, fmt, direction=args.direction, opset=args.opset or DEFAULT_OPSET,
+                              atol=args.atol)
+    print(describe(result) + f" (step {g.step}{', EMA' if g.ema else ''})")
+    return 0
+
+
+def cmd_save_model(args) -> int:
+    from .model_folder import save_model_folder
+    out = save_model_folder(args.run_dir, args.out, checkpoint=args.checkpoint, ema=False if args.no_ema else None,
+                            license=args.license, seed=args.seed)
+    print(f"wrote model folder {out}/ (model.safetensors, config.yaml, model.json, README.md"
+          f"{', sample.png' if (out / 'sample.png').is_file() else ''})")
+    return 0
+
+
+def cmd_push(args) -> int:
+    from .model_folder import push
+    url = push(args.folder, args.repo_id, private=args.private, revision=args.revision)
+    print(f"pushed {args.folder} to {args.repo_id}: {url}")
     return 0
 
 
@@ -225,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("sample", help="generate samples from a trained run")
-    s.add_argument("run_dir")
+    s.add_argument("run_dir", help=_RUN_HELP)
     s.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", "-o", help="output PNG (or folder with --separate)")
@@ -240,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_sample)
 
     s = sub.add_parser("interpolate", help="latent (or class) interpolation: a PNG strip and an animated GIF")
-    s.add_argument("run_dir")
+    s.add_argument("run_dir", help=_RUN_HELP)
     s.add_argument("--steps", type=int, default=8, help="images per walk (default 8)")
     s.add_argument("--rows", type=int, default=4, help="number of walks (default 4)")
     s.add_argument("--mode", choices=["slerp", "lerp"], default="slerp")
@@ -256,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   cmd_translate),
                                  ("upscale", "super-resolution: upscale image files with an SR model", cmd_upscale)):
         s = sub.add_parser(name, help=helptext)
-        s.add_argument("run_dir")
+        s.add_argument("run_dir", help=_RUN_HELP)
         s.add_argument("inputs", nargs="+", help="image files or folders")
         s.add_argument("--out", "-o", required=True, help="output folder (outputs keep the input names, as PNG)")
         if name == "translate":
@@ -268,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.set_defaults(func=func)
 
     s = sub.add_parser("synthesize", help="a labelled synthetic dataset (ImageFolder layout) from a conditional model")
-    s.add_argument("run_dir")
+    s.add_argument("run_dir", help=_RUN_HELP)
     s.add_argument("--per-class", type=int, required=True, help="images per class")
     s.add_argument("--out", "-o", required=True, help="output folder: OUT/<class>/NNNNN.png")
     s.add_argument("--seed", type=int, default=0)
@@ -278,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_synthesize)
 
     s = sub.add_parser("eval", help="evaluate a run: FID, KID, precision/recall, density/coverage, IS")
-    s.add_argument("run_dir")
+    s.add_argument("run_dir", help=_RUN_HELP)
     s.add_argument("--metrics", default=None,
                    help="comma-separated, from: " + ", ".join(_metric_names()) + " (default: the model's task's)")
     s.add_argument("--features", default="fmnist", help="feature extractor (default fmnist)")
@@ -290,6 +333,34 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu")
     s.add_argument("--out", help="JSON output (default RUN_DIR/eval-stepN.json)")
     s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("export", help="export a run's generator to ONNX or TorchScript (verified against PyTorch)")
+    s.add_argument("run_dir", help=_RUN_HELP)
+    s.add_argument("--format", choices=["onnx", "torchscript"], default=None,
+                   help="default: from --out (.onnx -> onnx, .pt/.ts -> torchscript)")
+    s.add_argument("--out", "-o", required=True, help="output file")
+    s.add_argument("--direction", choices=["ab", "ba"], default=None, help="CycleGAN: A->B (default) or B->A")
+    s.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
+    s.add_argument("--atol", type=float, default=1e-4, help="verification tolerance (default 1e-4)")
+    s.add_argument("--checkpoint", help="step number or checkpoint folder (default: newest)")
+    s.add_argument("--no-ema", action="store_true", help="export G's raw weights even if EMA was kept")
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("save-model", help="write a self-describing model folder (weights, config, card, sample)")
+    s.add_argument("run_dir")
+    s.add_argument("--out", "-o", required=True, help="a new folder")
+    s.add_argument("--license", default="other", help="license of the weights for the model card (default other)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the card's sample picture")
+    s.add_argument("--checkpoint", help="step number or checkpoint folder (default: newest)")
+    s.add_argument("--no-ema", action="store_true", help="save G's raw weights even if EMA was kept")
+    s.set_defaults(func=cmd_save_model)
+
+    s = sub.add_parser("push", help="upload a model folder to the Hugging Face Hub (needs ganforge[hub])")
+    s.add_argument("folder")
+    s.add_argument("repo_id", help="user/name")
+    s.add_argument("--private", action="store_true")
+    s.add_argument("--revision", default=None, help="branch to push to (default main)")
+    s.set_defaults(func=cmd_push)
 
     s = sub.add_parser("data", help="prepare a dataset (offline where possible) and describe it")
     s.add_argument("name", help="dataset name or folder:PATH")

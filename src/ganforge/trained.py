@@ -1,6 +1,6 @@
 """Using a trained run: load its generator, then sample, translate or evaluate with it.
 
-:func:`load` rebuilds a run's generator from its config and a checkpoint and returns a
+:func:`load_run` rebuilds a run's generator from its config and a checkpoint and returns a
 :class:`TrainedGenerator`; what it can do (``sample`` or ``translate``) is decided by the run's
 task (:mod:`ganforge.tasks`).
 """
@@ -133,7 +133,7 @@ def resolve_checkpoint(run_dir: Path, checkpoint: str | int | None) -> Path:
     return p
 
 
-def load(run_dir: str | Path, checkpoint: str | int | None = None, *, ema: bool | None = None,
+def load_run(run_dir: str | Path, checkpoint: str | int | None = None, *, ema: bool | None = None,
          device: str | torch.device = "cpu") -> TrainedGenerator:
     """Rebuild a run's generator from its config and a checkpoint (the newest by default).
 
@@ -161,4 +161,4 @@ def load(run_dir: str | Path, checkpoint: str | int | None = None, *, ema: bool 
                             ema=use_ema, device=device, num_classes=int(info.get("num_classes") or 0))
 
 
-__all__ = ["TrainedGenerator", "load", "resolve_checkpoint"]
+__all__ = ["TrainedGenerator", "load_run", "resolve_checkpoint"]

@@ -34,7 +34,7 @@ def evaluate(model, *, metrics: str | None = None, n: int = 10000, seed: int = 0
 
 def evaluate_run(run_dir, *, checkpoint=None, ema=None, device="cpu", **kwargs) -> dict:
     """:func:`evaluate` on a run folder's generator (the newest checkpoint by default)."""
-    from ..trained import load
+    from ..loading import load
     model = load(run_dir, checkpoint, ema=ema, device=device)
     out = evaluate(model, device=device, **kwargs)
     out["provenance"]["run"] = str(run_dir)
