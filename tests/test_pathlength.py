@@ -12,7 +12,8 @@ import torch
 from ganforge.metrics.ppl import (PPL, PPL_STD, filtered_mean, lerp, path_distances, perceptual_path_length,
                                   sample_t, slerp)
 from ganforge.nets.stylegan2 import StyleGAN2Generator
-from ganforge.pathlength import is_lazy_step, lazy_adam, lazy_weight, path_length_penalty, path_lengths
+from ganforge.pathlength import (generator_path_length, is_lazy_step, lazy_adam, lazy_weight, path_length_penalty,
+                                 path_lengths)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -89,6 +90,20 @@ def test_path_length_on_stylegan2_reaches_g_weights():
     a = path_lengths(images=G.synthesize(ws2, noise_mode="const"), ws=ws2, generator=torch.Generator().manual_seed(1))
     b = path_lengths(images=G.synthesize(ws2, noise_mode="const"), ws=ws2, generator=torch.Generator().manual_seed(1))
     assert torch.equal(a, b)
+
+
+def test_generator_path_length_composes_styles_synthesize_and_penalty():
+    torch.manual_seed(0)
+    G = StyleGAN2Generator(z_dim=8, out_shape=(1, 28, 28), w_dim=8, map_depth=1, channel_base=128, channel_max=8,
+                           noise_mode="const", mixing_prob=0.0)
+    z = torch.randn(3, 8)
+    got = generator_path_length(G, z, pl_mean=0.5, generator=torch.Generator().manual_seed(4))
+    ws = G.styles(z)
+    want = path_length_penalty(images=G.synthesize(ws), ws=ws, pl_mean=0.5, generator=torch.Generator().manual_seed(4))
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)
+    got[0].backward()
+    assert G.const.grad.abs().sum() > 0
 
 
 # -- lazy regularisation ------------------------------------------------------------------------------------

@@ -67,6 +67,17 @@ def path_length_penalty(*, images: Tensor, ws: Tensor, pl_mean: Tensor | float, 
     return penalty, new_mean.detach(), lengths.detach()
 
 
+def generator_path_length(G, z: Tensor, y: Tensor | None = None, *, pl_mean: Tensor | float,
+                          decay: float = 0.01, generator: torch.Generator | None = None
+                          ) -> tuple[Tensor, Tensor, Tensor]:
+    """The path-length penalty of a style-based G (``styles`` / ``synthesize``, e.g. StyleGAN2) on
+    latents z (B, z_dim) [and labels y]: ws = G.styles(z, y) (style mixing and the w_avg update
+    happen as in G's forward), images = G.synthesize(ws), then :func:`path_length_penalty`.
+    The paper evaluates it on half the G batch."""
+    ws = G.styles(z, y)  # (B, num_ws, w_dim), in the autograd graph
+    return path_length_penalty(images=G.synthesize(ws), ws=ws, pl_mean=pl_mean, decay=decay, generator=generator)
+
+
 def lazy_weight(weight: float, interval: int) -> float:
     """The weight of a regulariser applied every ``interval`` steps: weight * interval."""
     if int(interval) < 1:
