@@ -173,6 +173,8 @@ def test_noise_modes():
         assert torch.equal(G(z, noise_mode="none"), none) and not torch.allclose(none, const)
         planes = [torch.zeros(s) for s in G.noise_shapes()]
         torch.testing.assert_close(G.synthesize(G.mapping(z), noise=planes), none)
+        with pytest.raises(ValueError, match="noise needs 5 planes"):
+            G.synthesize(G.mapping(z), noise=planes[1:])
     assert len(G.noise_shapes()) == G.num_ws - 1  # one per modulated conv
     with pytest.raises(ValueError, match="unknown noise_mode 'fixed'"):
         _g(noise_mode="fixed")

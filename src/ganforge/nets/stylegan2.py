@@ -289,7 +289,10 @@ class StyleGAN2Generator(nn.Module):
         mode = self.noise_mode if noise_mode is None else noise_mode
         if mode not in NOISE_MODES:
             raise ValueError(f"unknown noise_mode '{mode}'; choose from {', '.join(NOISE_MODES)}")
-        planes = list(noise) if noise is not None else [None] * len(self.noise_shapes())
+        n_noise = len(self.noise_shapes())
+        planes = list(noise) if noise is not None else [None] * n_noise
+        if len(planes) != n_noise:
+            raise ValueError(f"StyleGAN2Generator: noise needs {n_noise} planes (see noise_shapes), got {len(planes)}")
         x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)  # (B, C0, base, base)
         img, i, j = None, 0, 0
         for block in self.blocks:
