@@ -12,7 +12,8 @@ from torch import nn
 
 from ganforge.config import ModelConfig
 from ganforge.nets import NETS, build_nets
-from ganforge.nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator, StyleConv, modulated_conv2d
+from ganforge.nets.stylegan2 import (StyleConv, StyleGAN2Discriminator, StyleGAN2Generator, mix_styles,
+                                    modulated_conv2d)
 from test_nets import NetFamilyChecks, pytest_generate_tests  # noqa: F401  (the hook parametrises the checks)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -155,6 +156,24 @@ def test_style_mixing_output_depends_on_both_latents():
         a = G(z)
         torch.manual_seed(9)
         assert torch.equal(G(z), a), "without mixing the global RNG still changes the image"
+
+
+def test_mix_styles_grid():
+    rows = torch.arange(2.0).view(2, 1, 1).expand(2, 4, 3)  # row r: every layer filled with r
+    cols = 10 + torch.arange(3.0).view(3, 1, 1).expand(3, 4, 3)  # column c: 10 + c
+    grid = mix_styles(rows, cols, [1, 2])
+    assert grid.shape == (6, 4, 3)
+    for r in range(2):
+        for c in range(3):
+            cell = grid[r * 3 + c, :, 0].tolist()
+            assert cell == [r, 10 + c, 10 + c, r]
+    assert torch.equal(mix_styles(rows, cols, []), rows.repeat_interleave(3, 0))
+    with pytest.raises(ValueError, match="layer indices must be in 0..3"):
+        mix_styles(rows, cols, [4])
+    G = _g().eval()
+    with torch.no_grad():
+        ws = mix_styles(G.mapping(torch.randn(2, Z_DIM)), G.mapping(torch.randn(3, Z_DIM)), range(G.num_ws // 2))
+        assert G.synthesize(ws).shape == (6, 1, 28, 28)
 
 
 # -- noise --------------------------------------------------------------------------------------------

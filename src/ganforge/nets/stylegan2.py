@@ -95,6 +95,22 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, *, demodulate: b
     return out.reshape(b, o, *out.shape[2:])
 
 
+def mix_styles(rows: Tensor, cols: Tensor, layers) -> Tensor:
+    """A style-mixing grid's ws: for row styles (R, L, w_dim) and column styles (C, L, w_dim),
+    (R * C, L, w_dim) in row-major order where cell (r, c) takes the ws of row r except at the
+    given layer indices, which come from column c (the paper's figure 3: coarse layers 0-3, middle
+    4-7, fine 8+ of 18)."""
+    if rows.dim() != 3 or cols.dim() != 3 or rows.shape[1:] != cols.shape[1:]:
+        raise ValueError(f"row and column styles must be (N, num_ws, w_dim) alike, got {tuple(rows.shape)} "
+                         f"and {tuple(cols.shape)}")
+    idx = torch.as_tensor(list(layers), dtype=torch.long, device=rows.device)
+    if idx.numel() and (idx.min() < 0 or idx.max() >= rows.shape[1]):
+        raise ValueError(f"layer indices must be in 0..{rows.shape[1] - 1}, got {idx.tolist()}")
+    out = rows[:, None].repeat(1, cols.shape[0], 1, 1)  # (R, C, L, w_dim)
+    out[:, :, idx] = cols[None, :, idx].expand(rows.shape[0], -1, -1, -1)
+    return out.flatten(0, 1)
+
+
 class EqualLinear(nn.Module):
     """Fully connected layer with the equalised learning rate: y = x (W * lr_mul / sqrt(in))^T + b * lr_mul,
     W stored N(0, 1 / lr_mul^2). ``act``: LeakyReLU 0.2 x sqrt 2."""
