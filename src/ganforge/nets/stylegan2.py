@@ -39,7 +39,7 @@ paper initialises it.
 
 Channels at resolution r are min(channel_base // r, channel_max). The defaults are CPU-sized: for
 28 px, G has 64 / 36 / 18 channels at 7 / 14 / 28 px and D the reverse; one G+D step at batch 32
-costs about 3.5x a default DCGAN step on one core (about 0.13 s on a quiet core). The paper's
+costs about 3x a default DCGAN step on one core (roughly 0.1 s on a quiet core). The paper's
 sizes, for GPUs: model.z_dim 512, G ``w_dim=512, map_depth=8, channel_base=32768,
 channel_max=512``, D ``channel_base=32768, channel_max=512, mbstd=4``.
 """
