@@ -9,9 +9,12 @@ for path end points (the paper's definition; the official code evaluates only t 
 taken over the distances between the 1st and 99th percentiles (:func:`filtered_mean`; the official
 code's "lower" / "higher" percentile interpolation), which removes the rare huge jumps.
 
-Pure maths: the caller passes the generator (latent -> images, e.g. ``lambda w: G.synthesize(w)``
-after mapping the end points to W) and the distance (images, images -> (N,), e.g. LPIPS or squared
-distances of classifier features); nothing is loaded or written here.
+Pure maths: the caller passes the generator (latent -> images) and the distance (images, images
+-> (N,), e.g. LPIPS or squared distances of classifier features); nothing is loaded or written
+here. For StyleGAN2 in W: a, b = G.mapping(z0)[:, 0], G.mapping(z1)[:, 0] and
+``generate = lambda w: G.synthesize(w[:, None].expand(-1, G.num_ws, -1), noise_mode="const")``.
+:func:`slerp` returns unit vectors (StyleGAN normalises z anyway); a generator that does not should
+get them scaled back to the latent's typical norm, e.g. ``lambda z: G(z * z_dim ** 0.5)``.
 """
 
 from __future__ import annotations
