@@ -38,6 +38,9 @@ TINY_NET_KWARGS = {
     "dcgan": ({"width": 8}, {"width": 8}),
     "resnet": ({"width": 8}, {"width": 8}),
     "biggan": ({"width": 8, "shared_dim": 8}, {"width": 8}),
+    "stylegan2": ({"w_dim": 8, "map_depth": 1, "channel_base": 128, "channel_max": 8, "noise_mode": "const"},
+                  {"channel_base": 128, "channel_max": 8}),
+    "sagan": ({"width": 8}, {"width": 8}),
 }
 
 _unique = itertools.count()

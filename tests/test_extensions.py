@@ -29,7 +29,9 @@ needs_fmnist = pytest.mark.skipif(not HAVE_FMNIST, reason="Debian package datase
 # tiny sizes per net family: (model.g, model.d) overrides
 TINY = {"mlp": ("hidden=16",), "dcgan": ("width=8",), "resnet": ("width=8",), "biggan": ("width=8",),
         "pix2pix": ("width=8",), "cyclegan": ("width=8",), "srgan": ("width=8",)}
-TINY_G_ONLY = {"biggan": ("shared_dim=8",), "srgan": ("n_blocks=1",), "cyclegan": ("n_blocks=1",)}
+TINY["sagan"] = ("width=8",)
+TINY["stylegan2"] = ("channel_base=128", "channel_max=8")
+TINY_G_ONLY = {"stylegan2": ("w_dim=8", "map_depth=1"), "biggan": ("shared_dim=8",), "srgan": ("n_blocks=1",), "cyclegan": ("n_blocks=1",)}
 
 
 def tiny_overrides(preset: str, tmp_path) -> list[str]:

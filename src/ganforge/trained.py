@@ -75,13 +75,20 @@ class TrainedGenerator:
             raise UsageError(f"class labels must be in 0..{self.num_classes - 1}, got {y.unique().tolist()}")
         return y
 
+    @property
+    def style_based(self) -> bool:
+        """Whether truncation is psi in w space (StyleGAN-style mapping network) rather than a
+        truncated normal z (BigGAN's trick)."""
+        return hasattr(self.net, "mapping")
+
     @torch.no_grad()
-    def __call__(self, z: Tensor | None, y: Tensor | None = None) -> Tensor:
-        """G on given latents (and labels or soft labels), on the CPU."""
+    def __call__(self, z: Tensor | None, y: Tensor | None = None, *, psi: float | None = None) -> Tensor:
+        """G on given latents (and labels or soft labels), on the CPU; ``psi`` truncates w."""
         self.task.require("sample")
         z = z.to(self.device) if z is not None else None
         y = y.to(self.device) if y is not None else None
-        return self.task.generate(self.net, z, y).cpu()
+        options = {"psi": psi} if psi is not None and self.style_based else {}
+        return self.task.generate(self.net, z, y, **options).cpu()
 
     @torch.no_grad()
     def sample(self, n: int, seed: int | None = None, batch_size: int = SAMPLE_CHUNK, *, labels=None,
@@ -97,10 +104,16 @@ class TrainedGenerator:
         if n < 1:
             raise UsageError(f"n must be >= 1, got {n}")
         g = torch.Generator().manual_seed(int(seed)) if seed is not None else None
-        z = self.latent(n, truncation=truncation, generator=g)
+        psi = truncation if self.style_based else None
+        z = self.latent(n, truncation=None if self.style_based else truncation, generator=g)
         y = self.labels(n, labels, generator=g)
-        return torch.cat([self(z[i:i + batch_size], None if y is None else y[i:i + batch_size])
-                          for i in range(0, n, batch_size)])
+        # generators that draw noise inside (StyleGAN's per-layer noise) draw it from torch's global RNG:
+        # seed it too, in a fork, so that the same seed gives the same images and the caller's RNG is untouched
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            if seed is not None:
+                torch.manual_seed(int(seed))
+            return torch.cat([self(z[i:i + batch_size], None if y is None else y[i:i + batch_size], psi=psi)
+                              for i in range(0, n, batch_size)])
 
     @torch.no_grad()
     def translate(self, images: Tensor, *, direction: str = "ab", batch_size: int = 64) -> Tensor:

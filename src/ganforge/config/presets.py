@@ -115,6 +115,22 @@ PRESETS: dict[str, tuple[str, dict]] = {
         {"model": {"arch": "dcgan", "d": {"pack": 2}}, "loss": {"name": "ns"},
          "optim": {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]}},
     ),
+    "stylegan2": (
+        "Karras et al. 2020, CPU-sized: mapping net, modulated convs, noise, skip G, residual D with minibatch "
+        "std; non-saturating loss, lazy R1 (every 16), lazy path length (2, every 4), style mixing 0.9, EMA",
+        {"model": {"arch": "stylegan2", "z_dim": 128, "init": "default", "g": {"mixing_prob": 0.9}},
+         "loss": {"name": "ns", "penalties": {"r1": 0.01}, "penalty_every": 16, "terms": {"pl": 2.0},
+                  "pl_every": 4},
+         "optim": {"name": "adam", "lr_g": 2e-3, "lr_d": 2e-3, "betas": [0.0, 0.99]},
+         "train": {"batch_size": 32, "ema": 0.999}},
+    ),
+    "sagan": (
+        "Zhang et al. 2019: ResNet G/D with self-attention, spectral norm in G and D, conditional BN G and "
+        "projection D, hinge loss, TTUR (1e-4 / 4e-4), Adam(0, 0.9)",
+        {"model": {"arch": "sagan", "conditional": True, "init": "xavier", "init_gain": 1.0},
+         "loss": {"name": "hinge"},
+         "optim": {"name": "adam", "lr_g": 1e-4, "lr_d": 4e-4, "betas": [0.0, 0.9]}},
+    ),
     # -- image-to-image ------------------------------------------------------------------------
     "pix2pix": (
         "Isola et al. 2017: U-Net G, conditional PatchGAN D, adversarial + 100 x L1; edges -> item",

@@ -59,6 +59,7 @@ def check_values(cfg: Config) -> Config:
     if not 0 <= lc.smooth < 1:
         raise ConfigError(f"loss.smooth: must be in [0, 1), got {lc.smooth}")
     positive("loss.pool", lc.pool, allow_zero=True)
+    positive("loss.pl_every", lc.pl_every)
     positive("loss.adv_weight", lc.adv_weight, allow_zero=True)
 
     a = cfg.augment

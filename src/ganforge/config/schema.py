@@ -63,6 +63,7 @@ class LossConfig:
     terms: dict = field(default_factory=dict)  # extra loss terms name -> weight, e.g. {l1: 100}
     adv_weight: float = 1.0  # weight of the adversarial term in G's loss (SRGAN: 1e-3 beside content)
     pool: int = 0  # history of generated images shown to D (CycleGAN: 50); 0 = the newest only
+    pl_every: int = 4  # lazy path-length regularisation (loss.terms.pl) every N G steps, weight scaled by N
 
 
 @dataclass

@@ -23,7 +23,9 @@ from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .mlp import MLPDiscriminator, MLPGenerator
 from .pix2pix import PatchDiscriminator, UNetGenerator
 from .resnet import ResNetDiscriminator, ResNetGenerator
+from .sagan import SAGANDiscriminator, SAGANGenerator
 from .srgan import SRGANDiscriminator, SRResNetGenerator
+from .stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 
 
 # Constructor arguments set from the data and the model config, never by model.g / model.d:
@@ -78,6 +80,12 @@ NETS.register("cyclegan", help="CycleGAN ResNet Gs + PatchGAN Ds, A<->B (Zhu et 
     NetFamily(CycleGenerator, CycleDiscriminator, task="unpaired", images_only=True))
 NETS.register("srgan", help="SRGAN SRResNet G + strided-conv D (Ledig et al. 2017), x2/x4 super-resolution")(
     NetFamily(SRResNetGenerator, SRGANDiscriminator, task="paired", images_only=True))
+NETS.register("stylegan2", help="StyleGAN2 (Karras et al. 2020): mapping net, modulated convs, noise, skip/resnet G, "
+                               "residual D with minibatch std, projection D when conditional")(
+    NetFamily(StyleGAN2Generator, StyleGAN2Discriminator, images_only=True))
+NETS.register("sagan", help="SAGAN (Zhang et al. 2019): ResNet G/D with self-attention, spectral norm in both, "
+                           "conditional BN G and projection D when conditional")(
+    NetFamily(SAGANGenerator, SAGANDiscriminator, images_only=True))
 
 
 def _tuples(args: dict) -> dict:

@@ -18,6 +18,9 @@ class GANObjective(Objective):
 
     def __init__(self, cfg, *, generator, device="cpu", use_y: bool = False):
         super().__init__(cfg, generator=generator, device=device, use_y=use_y)
+        # StyleGAN2's lazy path-length regularisation (style-based generators): weight, interval, running mean
+        self.pl_weight, self.pl_every = float(cfg.loss.terms.get("pl", 0.0)), int(cfg.loss.pl_every)
+        self.pl_mean = torch.zeros((), device=self.device)
         self.latent = (cfg.model.latent, cfg.model.z_dim)
         self.aux = float(cfg.loss.terms.get("aux", 1.0 if cfg.model.conditional else 0.0))
 
@@ -76,5 +79,27 @@ class GANObjective(Objective):
             t = TERMS.get(name)(fake=fake, real=real, y=y, G=G)
             loss = loss + w * t
             stats[f"loss/G/{name}"] = t.detach()
+        if self.pl_weight > 0 and step % self.pl_every == 0:
+            loss = loss + self.pl_weight * self.pl_every * self._path_length(G, y, real.shape[0], stats)
         stats["loss/G"] = loss.detach()
         return loss, stats
+
+    def _path_length(self, G, y, n: int, stats: dict) -> Tensor:
+        """The path-length penalty on half the G batch (Karras et al. 2020). Under DDP it runs on the
+        local net, so its gradient is not averaged across processes."""
+        from ..pathlength import generator_path_length
+        half = max(1, n // 2)
+        z = self._rows(sample_latent(self.latent[0], half * self.shard[1], self.latent[1], generator=self.generator,
+                                     device=self.device), half)
+        pen, self.pl_mean, _ = generator_path_length(getattr(G, "module", G), z, None if y is None else y[:half],
+                                                     pl_mean=self.pl_mean, generator=self.generator)
+        stats["loss/G/pl"] = pen.detach()
+        return pen
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "pl_mean": self.pl_mean.detach().cpu()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        if "pl_mean" in state:
+            self.pl_mean = state["pl_mean"].to(self.device)

@@ -60,7 +60,7 @@ class Task:
         if verb not in self.verbs:
             raise UsageError(f"this is a {self.help} model: it serves `{'`, `'.join(self.verbs)}`, not `{verb}`")
 
-    def generate(self, net, z: Tensor | None, y: Tensor | None) -> Tensor:
+    def generate(self, net, z: Tensor | None, y: Tensor | None, **options) -> Tensor:
         raise UsageError(f"this is a {self.help} model: it does not generate from noise")
 
     def translate(self, net, x: Tensor, direction: str = "ab") -> Tensor:

@@ -22,12 +22,17 @@ def _cpu_latent(cfg, n: int, g: torch.Generator) -> Tensor:
 class GenerateTask(Task):
     help = "noise-to-sample"
     objective = GANObjective
-    own_terms = {"aux": "ACGAN: classifier cross-entropy on real (D) and generated (D and G) samples"}
+    own_terms = {"aux": "ACGAN: classifier cross-entropy on real (D) and generated (D and G) samples",
+                 "pl": "StyleGAN2: lazy path-length regularisation of style-based G (weight 2, every loss.pl_every)"}
     verbs = ("sample", "interpolate", "synthesize", "eval")
     default_metrics = "fid,kid,pr,dc,is"
 
     def validate(self, cfg) -> None:
         check_z(cfg, allow_zero=False)
+        from ..nets import NETS
+        if cfg.loss.terms.get("pl") and not hasattr(NETS.get(cfg.model.arch).generator, "synthesize"):
+            raise ConfigError(f"loss.terms.pl: path-length regularisation needs a style-based generator "
+                              f"(model.arch=stylegan2), not '{cfg.model.arch}'")
 
     def uses_labels(self, cfg) -> bool:
         return bool(cfg.model.conditional)
@@ -49,8 +54,8 @@ class GenerateTask(Task):
         return net(fixed["z"].to(device), y).cpu(), fixed.get("nrow"), fixed.get("real")
 
     # -- inference -----------------------------------------------------------------------------
-    def generate(self, net, z: Tensor | None, y: Tensor | None) -> Tensor:
-        return net(z, y)
+    def generate(self, net, z: Tensor | None, y: Tensor | None, **options) -> Tensor:
+        return net(z, y, **options)  # options: psi (truncation in w) for style-based generators
 
     # -- evaluation ----------------------------------------------------------------------------
     def metrics_for(self, model) -> str:
