@@ -11,8 +11,6 @@ import math
 import random
 from pathlib import Path
 
-import yaml
-
 from ..config import Config, preset_config
 from ..rundir import CONFIG, METRICS, RUN_INFO, SAMPLES
 
@@ -28,10 +26,14 @@ def metrics_row(step: int, rng: random.Random) -> dict:
             "img/s": 1400 + 50 * rng.gauss(0, 1), "kimg": step * 64 / 1000, "time": step / 20}
 
 
-def write_sample_png(path: Path, level: int, size: int = 64) -> None:
-    from PIL import Image
+def write_sample_png(path: Path, level: int, size: int = 64, label: str = "") -> None:
+    """A flat grey square (``level``) with ``label`` written on it."""
+    from PIL import Image, ImageDraw
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("L", (size, size), int(level) % 256).save(path)
+    im = Image.new("L", (size, size), int(level) % 256)
+    if label:
+        ImageDraw.Draw(im).text((4, size // 2 - 6), label, fill=0 if level > 128 else 255)
+    im.save(path)
 
 
 def write_fake_run(root: str | Path, name: str, *, steps: int = 1000, log_every: int = 1, preset: str = "dcgan",
@@ -52,7 +54,7 @@ def write_fake_run(root: str | Path, name: str, *, steps: int = 1000, log_every:
             f.write(json.dumps(metrics_row(s, rng)) + "\n")
     for i in range(1, samples + 1):
         s = steps * i // samples
-        write_sample_png(run / SAMPLES / f"step-{s:07d}.png", 40 + 50 * i)
+        write_sample_png(run / SAMPLES / f"step-{s:07d}.png", 40 + 50 * i, label=f"step {s}")
     if result is not None:
         (run / "result.json").write_text(json.dumps({"reason": result, "step": steps}))
     return run
@@ -64,10 +66,6 @@ def append_metrics(run: str | Path, steps, seed: int = 0) -> None:
     with open(Path(run) / METRICS, "a") as f:
         for s in steps:
             f.write(json.dumps(metrics_row(s, rng)) + "\n")
-
-
-def config_yaml(run: str | Path) -> dict:
-    return yaml.safe_load((Path(run) / CONFIG).read_text())
 
 
 __all__ = ["write_fake_run", "append_metrics", "metrics_row", "write_sample_png"]

@@ -33,7 +33,18 @@ def _url(host: str, port: int) -> str:
     return f"http://{h}:{port}"
 
 
-def _server(app, sock):
+def startup_message(root, host: str, port: int, token: str) -> tuple[str, str | None]:
+    """(what ``ganforge studio`` prints, a warning for a non-loopback address or None)."""
+    url = _url(host, port)
+    msg = (f"ganforge studio for {root}\n  open {url}/#token={token}\n"
+           f"  token (to start/stop training): {token}\n  Ctrl-C to quit")
+    warn = None if is_loopback(host) else (
+        f"warning: listening on {host}, not a loopback address: anyone who can reach this machine can see "
+        f"your runs and use the playground (starting and stopping training still needs the token)")
+    return msg, warn
+
+
+def _server(app):
     import uvicorn
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=2)
     return uvicorn.Server(config)
@@ -47,14 +58,11 @@ def serve(runs_dir: str | Path, *, host: str = "127.0.0.1", port: int = 0, stale
         raise RunDirError(f"runs folder not found: {runs_dir}")
     app = create_app(runs_dir, host=host, stale_after=stale_after)
     sock = _bind(host, port)
-    port = sock.getsockname()[1]
-    url = _url(host, port)
-    if not is_loopback(host):
-        print(f"warning: listening on {host}, not a loopback address: anyone who can reach this machine can "
-              f"see your runs and use the playground (start/stop still need the token)", file=sys.stderr)
-    print(f"ganforge studio for {app.state.store.root}\n  open {url}/#token={app.state.token}\n"
-          f"  token (to start/stop training): {app.state.token}\n  Ctrl-C to quit", flush=True)
-    server = _server(app, sock)
+    msg, warn = startup_message(app.state.store.root, host, sock.getsockname()[1], app.state.token)
+    if warn:
+        print(warn, file=sys.stderr)
+    print(msg, flush=True)
+    server = _server(app)
     try:
         server.run(sockets=[sock])
     finally:
@@ -69,7 +77,7 @@ class ThreadedStudio:
         self.app = create_app(runs_dir, host=host, **kwargs)
         self.sock = _bind(host, 0)
         self.url = _url(host, self.sock.getsockname()[1])
-        self.server = _server(self.app, self.sock)
+        self.server = _server(self.app)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
         self.thread.start()
         deadline = time.time() + 20
