@@ -66,7 +66,7 @@ def decode(data_url: str) -> np.ndarray:
 
 # -- runs list and status ----------------------------------------------------------------------------
 
-def test_runs_list_status_step_and_images(client, root):
+def test_runs_list_status_step_and_images(client, root, launched):
     runs = runs_by_id(client)
     assert set(runs) >= {"00001-done", "00002-int", "00003-div", "00004-live", "00005-dead", "bench/00006-nested"}
     assert "notes" not in runs
@@ -237,38 +237,6 @@ def test_start_and_stop_need_the_token(client):
     assert client.post("/api/train/reboot", json={}, headers=ok).status_code == 404
 
 
-def test_start_then_stop_with_a_clean_interrupt(tmp_path):
-    root = tmp_path / "runs"
-    root.mkdir()
-    app = create_app(root, token=TOKEN)
-    overrides = ["model.arch=mlp", "data.name=ring8", "model.z_dim=4", "model.g.hidden=8", "model.d.hidden=8",
-                 "train.batch_size=16", "train.steps=1000000", "train.log_every=20", "train.sample_every=0",
-                 "train.ckpt_every=0", "train.threads=1"]
-    with TestClient(app, base_url="http://127.0.0.1") as c:
-        r = c.post("/api/train/start", json={"preset": "vanilla", "overrides": overrides},
-                   headers={"x-studio-token": TOKEN})
-        assert r.status_code == 200, r.text
-        pid = r.json()["pid"]
-        deadline = time.time() + 60
-        run = None
-        while time.time() < deadline:
-            runs = runs_by_id(c)
-            run = next(iter(runs.values()), None)
-            if run and run["step"] >= 40:
-                break
-            time.sleep(0.2)
-        assert run is not None and run["status"] == "running" and run["detail"] == "started here", run
-        r = c.post("/api/train/stop", json={"id": run["id"]}, headers={"x-studio-token": TOKEN})
-        assert r.status_code == 200 and r.json()["pid"] == pid
-        la = app.state.launcher.launches[0]
-        assert la.proc.wait(60) == 0
-        s = runs_by_id(c)[run["id"]]
-        assert s["status"] == "interrupted"
-        assert s["has_checkpoint"]  # the final checkpoint of a clean interrupt: it can be resumed
-        result = json.loads((root / run["id"] / "result.json").read_text())
-        assert result["reason"] == "interrupted" and result["step"] >= 40
-
-
 # -- playground --------------------------------------------------------------------------------------
 
 def test_playground_sample_is_the_models_output(client, root):
@@ -286,7 +254,7 @@ def test_playground_sample_is_the_models_output(client, root):
     g = load(run)
     want = np.asarray(Image.open(io.BytesIO(to_png(g.sample(4, seed=5, labels=3)))))
     assert np.array_equal(decode(a["image"]), want)
-    assert client.app.state.models.loads == 1  # loaded once, then served from the cache
+    assert client.app.state.models.get().loads == 1  # loaded once, then served from the cache
     t = client.post("/api/playground/sample", json={"id": rid, "seed": 5, "truncation": "0.5", "n": 4}).json()
     assert np.array_equal(decode(t["image"]), np.asarray(Image.open(io.BytesIO(to_png(g.sample(4, seed=5, truncation=0.5))))))
     for bad, msg in (({"label": 10}, "label must be in 0..9"), ({"n": 0}, "n must be in"), ({"seed": "x"}, "seed must be"),
@@ -375,3 +343,42 @@ def test_cli_studio_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: runs folder not found") and err.count("\n") == 1
 
+
+TOY = ["model.arch=mlp", "data.name=ring8", "model.z_dim=4", "model.g.hidden=8", "model.d.hidden=8",
+       "train.batch_size=16", "train.steps=1000000", "train.log_every=20", "train.sample_every=0",
+       "train.ckpt_every=0", "train.threads=1"]
+
+
+@pytest.fixture(scope="module")
+def launched(tmp_path_factory):
+    """A studio that started a (endless, tiny) training run through its API. The first test of
+    this file asks for it, so the child's start-up (importing torch) overlaps the other tests."""
+    root = tmp_path_factory.mktemp("launch") / "runs"
+    root.mkdir()
+    app = create_app(root, token=TOKEN)
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        r = c.post("/api/train/start", json={"preset": "vanilla", "overrides": TOY}, headers={"x-studio-token": TOKEN})
+        assert r.status_code == 200, r.text
+        yield app, c, root, r.json()["pid"]
+        app.state.launcher.stop_all(timeout=30)
+
+
+def test_start_then_stop_with_a_clean_interrupt(launched):
+    app, c, root, pid = launched
+    deadline = time.time() + 90
+    run = None
+    while time.time() < deadline:
+        run = next(iter(runs_by_id(c).values()), None)
+        if run and run["step"] >= 40:
+            break
+        time.sleep(0.2)
+    assert run is not None and run["status"] == "running" and run["started_here"], run
+    assert app.state.launcher.describe()[0]["run"] == run["id"]
+    r = c.post("/api/train/stop", json={"id": run["id"]}, headers={"x-studio-token": TOKEN})
+    assert r.status_code == 200 and r.json()["pid"] == pid
+    assert app.state.launcher.launches[0].proc.wait(60) == 0
+    s = runs_by_id(c)[run["id"]]
+    assert s["status"] == "interrupted" and not s["started_here"]
+    assert s["has_checkpoint"]  # the final checkpoint of a clean interrupt: it can be resumed
+    result = json.loads((root / run["id"] / "result.json").read_text())
+    assert result["reason"] == "interrupted" and result["step"] >= 40

@@ -29,10 +29,10 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .launcher import Launcher
-from .playground import MAX_UPLOAD_BYTES, ModelCache, run_interpolate, run_sample, run_translate
-from .runs import SERVED_SUFFIXES, NotFound, RunStore, safe_path
+from .runs import SERVED_SUFFIXES, NotFound, RunStore, StudioError, safe_path
 
 STATIC = Path(__file__).parent / "static"
+MAX_UPLOAD_BYTES = 8 * 1024 * 1024  # uploads larger than this are refused (413) before decoding
 LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
 
 
@@ -45,9 +45,23 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _user_errors():
+def _user_errors() -> tuple:
+    """ganforge's user-error classes (imported when first needed: some modules load torch)."""
     from ..cli import _user_errors as errs
-    return errs()
+    return (StudioError, *errs())
+
+
+class _Models:
+    """The playground's model cache, created (and torch imported) on first use."""
+
+    def __init__(self):
+        self.cache = None
+
+    def get(self):
+        if self.cache is None:
+            from .playground import ModelCache
+            self.cache = ModelCache()
+        return self.cache
 
 
 class PayloadTooLarge(Exception):
@@ -72,10 +86,9 @@ def create_app(runs_dir: str | Path, *, token: str | None = None, host: str = "1
     """The studio for ``runs_dir``. ``token`` guards start/stop (a random one by default:
     read it back as ``app.state.token``)."""
     store = RunStore(runs_dir, stale_after=stale_after)
-    models = ModelCache()
+    models = _Models()
     launcher = launcher or Launcher(store.root)
     token = token or secrets.token_urlsafe(18)
-    user_errors = _user_errors()
 
     def err(msg: str, status: int = 400) -> JSONResponse:
         return JSONResponse({"error": msg}, status_code=status)
@@ -93,7 +106,11 @@ def create_app(runs_dir: str | Path, *, token: str | None = None, host: str = "1
             return await run_in_threadpool(fn, *args)
         except NotFound:
             return err("not found", 404)
-        except user_errors as e:
+        except StudioError as e:
+            return err(str(e))
+        except Exception as e:
+            if not isinstance(e, _user_errors()):
+                raise
             return err(str(e).splitlines()[0] if str(e) else type(e).__name__)
 
     async def index(request: Request):
@@ -133,8 +150,9 @@ def create_app(runs_dir: str | Path, *, token: str | None = None, host: str = "1
         return FileResponse(p, headers={"Cache-Control": "no-cache"})
 
     def _panel(run: Path):
-        with models.lock:
-            return models.get(run)
+        cache = models.get()
+        with cache.lock:
+            return cache.get(run)
 
     async def api_playground(request: Request):
         def work():
@@ -160,9 +178,11 @@ def create_app(runs_dir: str | Path, *, token: str | None = None, host: str = "1
         params = await _json(request)
 
         def work():
+            from .playground import run_interpolate, run_sample
             run = store.path(str(params.get("id", "")))
-            with models.lock:
-                gen, panel = models.get(run)
+            cache = models.get()
+            with cache.lock:
+                gen, panel = cache.get(run)
                 fn = run_interpolate if request.url.path.endswith("interpolate") else run_sample
                 return _picture(fn(panel, params), gen)
         return await guarded(work)
@@ -174,10 +194,13 @@ def create_app(runs_dir: str | Path, *, token: str | None = None, host: str = "1
             return err(f"upload too large (limit {MAX_UPLOAD_BYTES // (1024 * 1024)} MB)", 413)
 
         def work():
+            from .playground import run_translate
             run = run_of(request)
-            with models.lock:
-                gen, panel = models.get(run)
-                return _picture(run_translate(panel, data, request.query_params.get("direction", "ab")), gen)
+            cache = models.get()
+            with cache.lock:
+                gen, panel = cache.get(run)
+                return _picture(run_translate(panel, data, request.query_params.get("direction", "ab"),
+                                              MAX_UPLOAD_BYTES), gen)
         return await guarded(work)
 
     async def api_train(request: Request):

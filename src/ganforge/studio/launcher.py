@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..api import UsageError
+from .runs import StudioError as UsageError
 
 LOG_DIR = ".studio"  # inside the runs folder; hidden, so it is never listed as a run
 _RUN_LINE = re.compile(r"^(?:run folder: |resuming )(.+?)(?: from ckpt-\d+.*)?$", re.M)

@@ -20,12 +20,11 @@ import torch
 from torch import Tensor
 
 from ..api import UsageError
-from ..checkpoint import list_checkpoints
 from ..rundir import CHECKPOINTS
+from .runs import list_checkpoints
 
 MAX_SAMPLES = 64  # most samples one request may ask for
 MAX_INTERP_STEPS = 16
-MAX_UPLOAD_BYTES = 8 * 1024 * 1024  # uploads larger than this are refused before decoding
 
 
 @dataclass
@@ -100,13 +99,13 @@ def to_png(x: Tensor, nrow: int | None = None) -> bytes:
         return p.read_bytes()
 
 
-def decode_upload(data: bytes, shape: tuple) -> Tensor:
+def decode_upload(data: bytes, shape: tuple, max_bytes: int) -> Tensor:
     """Uploaded bytes -> (1, C, H, W) in [-1, 1], decoded by the project's safe image reader
     (broken files and images over its pixel limit are refused with a DataError)."""
     from ..data import DataError
     from ..tools import read_image
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise DataError(f"upload too large ({len(data)} bytes > {MAX_UPLOAD_BYTES})")
+    if len(data) > max_bytes:
+        raise DataError(f"upload too large ({len(data)} bytes > {max_bytes})")
     if not data:
         raise DataError("empty upload")
     with tempfile.TemporaryDirectory() as d:
@@ -202,13 +201,13 @@ def run_interpolate(panel: Panel, params: dict) -> bytes:
     return to_png(x, nrow=steps)
 
 
-def run_translate(panel: Panel, data: bytes, direction: str) -> bytes:
+def run_translate(panel: Panel, data: bytes, direction: str, max_bytes: int) -> bytes:
     """The uploaded image and its translation side by side (input resized to the model's size)."""
     if panel.translate is None:
         raise UsageError("this model generates from noise; use sample instead")
     if direction not in panel.controls.get("directions", []):
         raise UsageError(f"direction must be one of {panel.controls.get('directions')}, got {direction!r}")
-    x = decode_upload(data, panel.input_shape(direction))
+    x = decode_upload(data, panel.input_shape(direction), max_bytes)
     y = panel.translate(x, direction)
     if x.shape[1:] != y.shape[1:]:  # super-resolution or a channel change: show the input at the output's size
         x = torch.nn.functional.interpolate(x, size=y.shape[2:], mode="nearest")
@@ -218,4 +217,4 @@ def run_translate(panel: Panel, data: bytes, direction: str) -> bytes:
 
 
 __all__ = ["Panel", "model_adapter", "ModelCache", "run_sample", "run_interpolate", "run_translate",
-           "decode_upload", "to_png", "MAX_UPLOAD_BYTES"]
+           "decode_upload", "to_png"]

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import yaml
 
-from ..checkpoint import PREFIX, list_checkpoints
 from ..rundir import CHECKPOINTS, CONFIG, METRICS, RUN_INFO, SAMPLES
 
 RESULT = "result.json"
@@ -31,8 +30,24 @@ NOT_PLOTTED = {"step", "event", "time", "kimg"}  # logged, but not curves of the
 SERVED_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".json", ".yaml", ".jsonl", ".txt"}
 
 
+CKPT_PREFIX = "ckpt-"  # ganforge.checkpoint.PREFIX; not imported, as that module loads torch
+
+
 class NotFound(LookupError):
     """A run or file that does not exist inside the runs folder (the server answers 404)."""
+
+
+class StudioError(ValueError):
+    """A request the studio refuses (a user mistake): the page shows its one-line message."""
+
+
+def list_checkpoints(root: Path) -> list[Path]:
+    """Checkpoint folders, oldest first (ganforge.checkpoint.list_checkpoints without torch,
+    so that the server stays small until a model is used)."""
+    try:
+        return sorted(p for p in Path(root).iterdir() if p.is_dir() and p.name.startswith(CKPT_PREFIX))
+    except OSError:
+        return []
 
 
 def safe_path(root: Path, rel: str) -> Path:
@@ -166,9 +181,9 @@ def list_ckpts(run: Path) -> list[dict]:
     """Checkpoints with their step; the one kept in checkpoints/best/ is marked ``best``."""
     out = []
     for p in list_checkpoints(run / CHECKPOINTS):
-        out.append({"name": p.name, "step": int(p.name[len(PREFIX):]), "best": False})
+        out.append({"name": p.name, "step": int(p.name[len(CKPT_PREFIX):]), "best": False})
     for p in list_checkpoints(run / CHECKPOINTS / "best"):
-        out.append({"name": f"best/{p.name}", "step": int(p.name[len(PREFIX):]), "best": True})
+        out.append({"name": f"best/{p.name}", "step": int(p.name[len(CKPT_PREFIX):]), "best": True})
     return sorted(out, key=lambda c: (c["step"], c["best"]))
 
 
@@ -265,6 +280,7 @@ class RunStore:
         self.max_followed = max_followed
         self._tails: OrderedDict[str, MetricsTail] = OrderedDict()
         self._cfg_cache: dict[str, tuple[float, dict]] = {}
+        self._tail_cache: dict[str, tuple[tuple, dict | None]] = {}
         self._lock = threading.Lock()
 
     def run_id(self, path: Path) -> str:
@@ -291,6 +307,18 @@ class RunStore:
         self._cfg_cache[key] = (t, cfg)
         return cfg
 
+    def _last_row(self, run: Path) -> dict | None:
+        """The last metrics line, re-read only when metrics.jsonl changed."""
+        try:
+            st = (run / METRICS).stat()
+            key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        except OSError:
+            return None
+        hit = self._tail_cache.get(str(run))
+        if hit is None or hit[0] != key:
+            hit = self._tail_cache[str(run)] = (key, read_tail_row(run / METRICS))
+        return hit[1]
+
     def info(self, run: Path) -> dict:
         try:
             info = json.loads((run / RUN_INFO).read_text())
@@ -300,14 +328,14 @@ class RunStore:
 
     def summary(self, run: Path, *, now: float | None = None, alive: bool = False) -> dict:
         now = time.time() if now is None else now
-        last = read_tail_row(run / METRICS)
+        last = self._last_row(run)
         status, detail = run_status(run, last, now=now, stale_after=self.stale_after, alive=alive)
         cfg = self.config(run)
         samples = list_samples(run)
         rid = self.run_id(run)
         last_metrics = {k: _finite_or_none(x) if (x := _number(v)) is not None else v
                         for k, v in (last or {}).items() if k != "step" and _number(v) is not None}
-        return {"id": rid, "name": run.name, "preset": cfg.get("preset", ""), "status": status,
+        return {"id": rid, "name": run.name, "started_here": alive, "preset": cfg.get("preset", ""), "status": status,
                 "detail": detail, "step": (last or {}).get("step", 0),
                 "total_steps": (cfg.get("train") or {}).get("steps"),
                 "images_seen": round(float(last_metrics.get("kimg") or 0) * 1000),
@@ -346,5 +374,5 @@ class RunStore:
                 "events": events}
 
 
-__all__ = ["NotFound", "RunStore", "MetricsTail", "safe_path", "find_runs", "run_status", "list_samples",
+__all__ = ["NotFound", "StudioError", "RunStore", "MetricsTail", "safe_path", "find_runs", "run_status", "list_samples",
            "list_ckpts", "read_tail_row", "SERVED_SUFFIXES"]

@@ -21,8 +21,8 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.bind((host.strip("[]"), port))
     except OSError as e:
         sock.close()
-        from ..api import UsageError
-        raise UsageError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
+        from .runs import StudioError
+        raise StudioError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
     sock.listen(128)
     sock.set_inheritable(True)
     return sock

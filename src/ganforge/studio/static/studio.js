@@ -120,6 +120,12 @@ function groupOf(k) {
   return k;
 }
 
+const ORDER = ["losses", "D(x), D(G(z))", "D logits", "W estimate", "gradient norms", "img/s"];
+function rank(k) {
+  const i = ORDER.indexOf(groupOf(k));
+  return i >= 0 ? i : k.startsWith("eval/") ? ORDER.length : ORDER.length + 1;
+}
+
 // TensorBoard-style smoothing: an exponential moving average, debiased at the start; gaps stay gaps.
 function smooth(ys, w) {
   if (!(w > 0)) return ys;
@@ -157,7 +163,8 @@ function drawCharts() {
   const w = parseFloat($("#smooth").value);
   const log = $("#logscale").checked;
   const groups = {};
-  for (const k of Object.keys(m.series).sort()) (groups[groupOf(k)] = groups[groupOf(k)] || []).push(k);
+  const keys = Object.keys(m.series).sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
+  for (const k of keys) (groups[groupOf(k)] = groups[groupOf(k)] || []).push(k);
   for (const [g, keys] of Object.entries(groups)) {
     const data = [m.step].concat(keys.map((k) => plotValues(m.series[k], w, log)));
     let c = S.charts[g];
@@ -233,8 +240,8 @@ function renderDetail(d) {
   $("#run-status").textContent = s.status;
   $("#run-status").className = `badge ${s.status}`;
   $("#run-detail").textContent = `${s.preset} · step ${fmt(s.step)}${s.total_steps ? " / " + fmt(s.total_steps) : ""} · ${s.detail}`;
-  $("#run-stop").hidden = s.status !== "running";
-  $("#run-resume").hidden = !(s.status === "interrupted" || s.status === "stopped" || s.status === "finished");
+  $("#run-stop").hidden = !s.started_here;
+  $("#run-resume").hidden = s.started_here || !s.has_checkpoint || !(s.status === "interrupted" || s.status === "stopped");
   renderTimeline(d);
   const tb = $("#ckpts tbody");
   tb.replaceChildren(...d.checkpoints.map((c) => el("tr", {}, el("td", {}, fmt(c.step)), el("td", {}, c.name),

@@ -1,0 +1,153 @@
+"""ganforge studio in a real browser (Playwright driving Debian's chromium).
+
+Skipped when /usr/bin/chromium or playwright is missing (scripts/setup.sh installs both).
+Set GANFORGE_STUDIO_SCREENSHOTS=docs to refresh the README's screenshots.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
+pytest.importorskip("starlette")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+from studio_helpers import real_runs  # noqa: E402
+
+from ganforge.studio import serve_in_thread  # noqa: E402
+from ganforge.studio.demo import append_metrics, write_fake_run  # noqa: E402
+
+TIMEOUT_MS = 15000
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory):
+    root = tmp_path_factory.mktemp("studio-browser") / "runs"
+    root.mkdir()
+    write_fake_run(root, "00001-live", steps=200, log_every=10, samples=4, result=None)
+    write_fake_run(root, "00002-hinge", steps=200, log_every=10, preset="hinge", seed=1)
+    runs = real_runs(root)
+    st = serve_in_thread(root, token="browser-token")
+    yield st, root, runs
+    st.stop()
+
+
+@pytest.fixture(scope="module")
+def page(studio):
+    st, _, _ = studio
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        pg = browser.new_page(viewport={"width": 1100, "height": 760})
+        pg.set_default_timeout(TIMEOUT_MS)
+        pg.errors = []
+        pg.on("console", lambda m: pg.errors.append(m.text) if m.type == "error" else None)
+        pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+        pg.goto(st.url + "/#token=browser-token")
+        yield pg
+        browser.close()
+
+
+def screenshot(pg, name: str, tmp_path: Path, full_page: bool = False) -> Path:
+    """A small PNG (256-colour palette); into docs/ when GANFORGE_STUDIO_SCREENSHOTS says so."""
+    from PIL import Image
+    out_dir = Path(os.environ.get("GANFORGE_STUDIO_SCREENSHOTS", "") or tmp_path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / name
+    pg.screenshot(path=str(path), full_page=full_page)
+    Image.open(path).convert("RGB").quantize(colors=128).save(path, optimize=True)
+    return path
+
+
+def test_page_loads_without_console_errors(page, tmp_path):
+    page.wait_for_selector("#runs-table tbody tr[data-id='00001-live'] .badge.running")
+    page.wait_for_selector("#runs-table tbody tr[data-id='00002-hinge'] .badge.finished")
+    assert page.locator("#runs-table tbody tr").count() == 4
+    page.wait_for_function("() => [...document.querySelectorAll('#runs-table img')].filter(i => !i.hidden)"
+                           ".every(i => i.complete && i.naturalWidth > 0)")
+    time.sleep(0.3)
+    assert page.errors == []
+    screenshot(page, "studio_runs.png", tmp_path)
+
+
+def test_curve_gains_points_while_the_run_writes(page, studio, tmp_path):
+    _, root, _ = studio
+    page.click("a.run-link >> text=00001-live")
+    chart = page.locator(".chart[data-group='losses']")
+    chart.wait_for()
+    page.wait_for_function("() => document.querySelector(\".chart[data-group='losses']\").dataset.points === '20'")
+    append_metrics(root / "00001-live", range(210, 260, 10))
+    page.wait_for_function("() => document.querySelector(\".chart[data-group='losses']\").dataset.points === '25'")
+    assert chart.get_attribute("data-last-step") == "250"
+    # the chart itself holds the new points (uPlot's data, not only our attribute)
+    n = page.evaluate("() => window.studio.S.charts['losses'].plot.data[0].length")
+    assert n == 25
+    assert page.errors == []
+    screenshot(page, "studio_run.png", tmp_path)
+
+
+def test_timeline_slider_changes_the_grid(page):
+    page.wait_for_selector("#timeline-img[src$='step-0000200.png']")
+    page.fill("#timeline", "0")  # range inputs take fill() and fire input
+    page.wait_for_selector("#timeline-img[src$='step-0000050.png']")
+    assert "step 50 (1 of 4)" in page.inner_text("#timeline-label")
+    page.wait_for_function("() => document.querySelector('#timeline-img').naturalWidth > 0")
+
+
+def test_sample_with_a_seed_twice_gives_the_same_image(page, studio, tmp_path):
+    _, _, runs = studio
+    page.click("nav button[data-view=playground]")
+    page.select_option("#pg-run", runs["cond"].name)
+    page.wait_for_selector("#pg-sample-panel:not([hidden])")
+    assert page.locator("#pg-class option").count() == 11  # "random" + 10 classes
+
+    def sample(seed: str) -> str:
+        page.evaluate("() => document.querySelector('#pg-sample').removeAttribute('src')")
+        page.fill("#pg-seed", seed)
+        page.click("#pg-sample-btn")
+        page.wait_for_selector("#pg-sample[src^='data:image/png']")
+        return page.get_attribute("#pg-sample", "src")
+
+    first = sample("7")
+    other = sample("8")
+    again = sample("7")
+    assert first == again and first != other
+    page.click("#pg-interp-btn")
+    page.wait_for_selector("#pg-interp[src^='data:image/png']")
+    assert page.inner_text("#pg-error") == ""
+    screenshot(page, "studio_playground.png", tmp_path)
+
+
+def test_uploading_a_non_image_shows_a_clear_error(page, studio):
+    _, _, runs = studio
+    page.select_option("#pg-run", runs["pix2pix"].name)
+    page.wait_for_selector("#pg-translate-panel:not([hidden])")
+    page.set_input_files("#pg-file", files=[{"name": "notes.png", "mimeType": "image/png",
+                                             "buffer": b"these are words, not pixels"}])
+    page.click("#pg-translate-btn")
+    page.wait_for_function("() => document.querySelector('#pg-error').textContent.length > 0")
+    assert page.inner_text("#pg-error").startswith("cannot read the upload")
+    assert page.get_attribute("#pg-translate", "src") is None
+
+
+def test_compare_overlays_runs_and_shows_grids(page, studio):
+    page.click("nav button[data-view=runs]")
+    for rid in ("00001-live", "00002-hinge"):
+        page.check(f"#runs-table tr[data-id='{rid}'] input[type=checkbox]")
+    page.click("nav button[data-view=compare]")
+    page.wait_for_selector("#cmp-chart[data-series='2']")
+    page.wait_for_selector("#cmp-grids figure img")
+    assert page.locator("#cmp-grids figure").count() == 2
+
+
+def test_traversal_url_is_404(page, studio):
+    st, _, _ = studio
+    for path in ("/files/..%2f..%2f..%2fetc%2fpasswd", "/files/%2e%2e/%2e%2e/%2e%2e/etc/passwd"):
+        r = page.goto(st.url + path)
+        assert r.status == 404, path
+        assert "root:" not in page.content()
