@@ -92,6 +92,14 @@ def _finite_or_none(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def _json_floats(a: array) -> list:
+    """An array of floats as a JSON-ready list: NaN / Inf become None."""
+    values = a.tolist()
+    if math.isfinite(sum(values)):  # the common case: every value finite
+        return values
+    return [x if math.isfinite(x) else None for x in values]
+
+
 def read_tail_row(path: Path) -> dict | None:
     """The last complete, readable metrics line of a metrics.jsonl (cheap: reads the tail)."""
     try:
@@ -222,36 +230,54 @@ class MetricsTail:
         if end < 0:
             return  # no complete line yet
         self.offset += end + 1
-        for line in data[:end].split(b"\n"):
-            if line.strip():
-                self._add(line)
+        lines = [line for line in data[:end].split(b"\n") if line.strip()]
+        try:  # one parse for all new lines (fast); line by line only when one of them is broken
+            rows = json.loads(b"[" + b",".join(lines) + b"]")
+        except ValueError:
+            rows = []
+            for line in lines:
+                try:
+                    rows.append(json.loads(line))
+                except ValueError:
+                    self.bad_lines += 1
+        self._add_rows(rows)
 
-    def _add(self, line: bytes) -> None:
-        try:
-            row = json.loads(line)
-            step = float(row["step"])
-        except (ValueError, KeyError, TypeError):
-            self.bad_lines += 1
-            return
-        if "event" in row:
-            self.events.append({"step": int(step), "kind": "event", "text": str(row["event"])})
+    def _add_rows(self, rows: list) -> None:
+        """Append parsed lines: event lines to ``events``, the others column by column."""
+        good = []
+        for row in rows:
+            try:
+                step = float(row["step"])
+            except (KeyError, TypeError, ValueError):
+                self.bad_lines += 1
+                continue
+            if "event" in row:
+                self.events.append({"step": int(step), "kind": "event", "text": str(row["event"])})
+            else:
+                good.append((step, row))
+        if not good:
             return
         n = len(self.steps)
-        self.steps.append(step)
-        for k, v in row.items():
-            if k in NOT_PLOTTED:
-                continue
-            x = _number(v)
-            if x is None:
-                continue
-            col = self.cols.get(k)
-            if col is None:
-                col = self.cols[k] = array("d", [math.nan]) * n
-            col.extend([math.nan] * (n - len(col)))
-            col.append(x)
+        self._pad()
+        self.steps.extend(step for step, _ in good)
+        keys = set().union(*(row.keys() for _, row in good)) - NOT_PLOTTED
+        for k in keys:
+            vals = [row.get(k, math.nan) for _, row in good]
+            try:
+                new = array("d", vals)  # all numbers: one C-level conversion
+            except TypeError:  # "nan" / "inf" strings, or values that are not numbers
+                new = array("d", [x if (x := _number(v)) is not None else math.nan for v in vals])
+            if k not in self.cols:
+                if all(math.isnan(x) for x in new):
+                    continue  # a key that never held a number (e.g. a text field)
+                self.cols[k] = array("d", [math.nan]) * n
+            self.cols[k].extend(new)
+
+    def _pad(self) -> None:
+        n = len(self.steps)
         for col in self.cols.values():
-            if len(col) < n + 1:
-                col.append(math.nan)
+            if len(col) < n:
+                col.extend(array("d", [math.nan]) * (n - len(col)))
 
     def all_events(self) -> list[dict]:
         with self.lock:
@@ -262,12 +288,13 @@ class MetricsTail:
         """Rows ``start..`` as JSON-ready columns (non-finite values as null)."""
         with self.lock:
             self.update()
+            self._pad()
             total = len(self.steps)
             reset = start > total
             start = 0 if reset else max(0, start)
             return {"rows": total, "start": start, "reset": reset,
                     "step": [int(s) for s in self.steps[start:]],
-                    "series": {k: [_finite_or_none(x) for x in c[start:]] for k, c in self.cols.items()},
+                    "series": {k: _json_floats(c[start:]) for k, c in self.cols.items()},
                     "events": list(self.events), "bad_lines": self.bad_lines}
 
 
