@@ -257,6 +257,9 @@ def test_playground_sample_is_the_models_output(client, root):
     assert client.app.state.models.get().loads == 1  # loaded once, then served from the cache
     t = client.post("/api/playground/sample", json={"id": rid, "seed": 5, "truncation": "0.5", "n": 4}).json()
     assert np.array_equal(decode(t["image"]), np.asarray(Image.open(io.BytesIO(to_png(g.sample(4, seed=5, truncation=0.5))))))
+    r = client.post("/api/playground/sample", content=json.dumps({"id": rid, "seed": 5}),
+                    headers={"content-type": "text/plain"})  # what a cross-site page can send without asking
+    assert r.status_code == 415
     for bad, msg in (({"label": 10}, "label must be in 0..9"), ({"n": 0}, "n must be in"), ({"seed": "x"}, "seed must be"),
                      ({"truncation": -1}, "truncation must be in")):
         r = client.post("/api/playground/sample", json={"id": rid, **bad})
@@ -286,21 +289,24 @@ def test_playground_translate_upload(client, root):
     p = client.get("/api/playground", params={"id": run.name}).json()
     assert p["kind"] == "translate" and p["controls"]["directions"] == ["ab"] and not p["controls"]["upscale"]
     url = f"/api/playground/translate?id={run.name}&direction=ab"
-    r = client.post(url, content=png_bytes((40, 30), "RGB", (200, 10, 10)))
+    raw = {"content-type": "application/octet-stream"}
+    r = client.post(url, content=png_bytes(), headers={"content-type": "text/plain"})  # a cross-site form could send this
+    assert r.status_code == 415
+    r = client.post(url, content=png_bytes((40, 30), "RGB", (200, 10, 10)), headers=raw)
     assert r.status_code == 200, r.text
     assert decode(r.json()["image"]).shape[:2] == (32, 62)  # input | output, 28 px each with padding
-    r = client.post(url, content=b"this is not an image at all")
+    r = client.post(url, content=b"this is not an image at all", headers=raw)
     assert r.status_code == 400 and r.json()["error"].startswith("cannot read the upload")
-    r = client.post(url, content=bomb_png())  # 81 M pixels in a small file
+    r = client.post(url, content=bomb_png(), headers=raw)  # 81 M pixels in a small file
     assert r.status_code == 400 and "too large" in r.json()["error"]
-    r = client.post(url, content=b"\0" * (8 * 1024 * 1024 + 1))
+    r = client.post(url, content=b"\0" * (8 * 1024 * 1024 + 1), headers=raw)
     assert r.status_code == 413
-    r = client.post(url.replace("=ab", "=ba"), content=png_bytes())
+    r = client.post(url.replace("=ab", "=ba"), content=png_bytes(), headers=raw)
     assert r.status_code == 400 and "direction" in r.json()["error"]
     r = client.post("/api/playground/sample", json={"id": run.name, "seed": 1})
     assert r.status_code == 400 and "does not sample from noise" in r.json()["error"]
     cond = next(p for p in root.iterdir() if p.name.endswith("projection-dcgan"))
-    r = client.post(f"/api/playground/translate?id={cond.name}", content=png_bytes())
+    r = client.post(f"/api/playground/translate?id={cond.name}", content=png_bytes(), headers=raw)
     assert r.status_code == 400 and "use sample" in r.json()["error"]
     r = client.get("/api/playground", params={"id": "00001-done"})  # a fake run has no weights
     assert r.status_code == 400 and "no checkpoint" in r.json()["error"]
@@ -342,6 +348,13 @@ def test_cli_studio_errors_are_one_line(tmp_path, capsys):
     assert main(["studio", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: runs folder not found") and err.count("\n") == 1
+    import socket
+    with socket.socket() as s:  # a port that is taken
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        assert main(["studio", str(tmp_path), "--port", str(s.getsockname()[1])]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot listen on 127.0.0.1:") and err.count("\n") == 1
 
 
 TOY = ["model.arch=mlp", "data.name=ring8", "model.z_dim=4", "model.g.hidden=8", "model.d.hidden=8",

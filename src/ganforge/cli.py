@@ -203,7 +203,12 @@ def cmd_studio(args) -> int:
     except ImportError as e:
         from .api import UsageError
         raise UsageError(f"ganforge studio needs its extra: pip install 'ganforge[studio]' ({e})") from None
-    serve(args.runs_dir, host=args.host, port=args.port, stale_after=args.stale_after)
+    from .studio.runs import StudioError
+    try:
+        serve(args.runs_dir, host=args.host, port=args.port, stale_after=args.stale_after)
+    except StudioError as e:  # e.g. the port is taken
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -9,7 +9,9 @@ Security model (each point has a test in tests/test_studio.py):
 - uploads are size-limited and decoded by ganforge's safe image reader (decompression bombs are
   refused);
 - nothing in a run folder is executed or unpickled (weights come from safetensors);
-- starting and stopping training needs the token printed at start (``X-Studio-Token`` header).
+- starting and stopping training needs the token printed at start (``X-Studio-Token`` header);
+- POSTs must say ``application/json`` or ``application/octet-stream``: types a web page on
+  another site cannot send to it without a CORS preflight, which the studio never grants.
 """
 
 from __future__ import annotations
@@ -66,6 +68,10 @@ class _Models:
 
 class PayloadTooLarge(Exception):
     pass
+
+
+def _content_type_is(request: Request, kind: str) -> bool:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower() == kind
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -160,7 +166,10 @@ def create_app(runs_dir: str | Path, *, token: str | None = None, host: str = "1
             return JSONResponse({"kind": panel.kind, "controls": panel.controls, "step": gen.step, "ema": gen.ema})
         return await guarded(work)
 
-    async def _json(request: Request) -> dict:
+    async def _json(request: Request) -> dict | None:
+        """The JSON object posted; None (-> 415) unless it was sent as application/json."""
+        if not _content_type_is(request, "application/json"):
+            return None
         try:
             body = await _read_body(request, 64 * 1024)
             import json
@@ -176,6 +185,8 @@ def create_app(runs_dir: str | Path, *, token: str | None = None, host: str = "1
 
     async def api_sample(request: Request):
         params = await _json(request)
+        if params is None:
+            return err("send the parameters as application/json", 415)
 
         def work():
             from .playground import run_interpolate, run_sample
@@ -188,6 +199,8 @@ def create_app(runs_dir: str | Path, *, token: str | None = None, host: str = "1
         return await guarded(work)
 
     async def api_translate(request: Request):
+        if not _content_type_is(request, "application/octet-stream"):
+            return err("send the image as application/octet-stream", 415)
         try:
             data = await _read_body(request, MAX_UPLOAD_BYTES)
         except PayloadTooLarge:
@@ -207,6 +220,8 @@ def create_app(runs_dir: str | Path, *, token: str | None = None, host: str = "1
         if not need_token(request):
             return err("a valid studio token is needed to start or stop training", 403)
         params = await _json(request)
+        if params is None:
+            return err("send the parameters as application/json", 415)
         action = request.path_params["action"]
 
         def work():
