@@ -91,6 +91,24 @@ def test_curve_gains_points_while_the_run_writes(page, studio, tmp_path):
     screenshot(page, "studio_run.png", tmp_path)
 
 
+def test_smoothing_and_log_scale(page):
+    # debiased exponential moving average, by hand for w = 0.5: 1, (0.25 + 1) / 0.75, gap, (0.625 + 2) / 0.875
+    got = page.evaluate("() => window.studio.smooth([1, 2, null, 4], 0.5)")
+    assert got[0] == pytest.approx(1) and got[1] == pytest.approx(5 / 3) and got[2] is None
+    assert got[3] == pytest.approx(3)
+    assert page.evaluate("() => window.studio.plotValues([1, -1, 0, 2], 0, true)") == [1, None, None, 2]
+    page.check("#logscale")
+    page.wait_for_function("() => window.studio.S.charts['losses'].plot.scales.y.distr === 3")
+    page.uncheck("#logscale")
+    page.wait_for_function("() => window.studio.S.charts['losses'].plot.scales.y.distr === 1")
+    raw = page.evaluate("() => window.studio.S.m.series['loss/G']")
+    page.fill("#smooth", "0")
+    shown = page.evaluate("() => window.studio.S.charts['losses'].plot.data")
+    keys = page.evaluate("() => window.studio.S.charts['losses'].keys")
+    assert shown[1 + keys.index("loss/G")] == pytest.approx(raw)  # smoothing 0 shows the logged values
+    page.fill("#smooth", "0.6")
+
+
 def test_timeline_slider_changes_the_grid(page):
     page.wait_for_selector("#timeline-img[src$='step-0000200.png']")
     page.fill("#timeline", "0")  # range inputs take fill() and fire input
@@ -143,6 +161,19 @@ def test_compare_overlays_runs_and_shows_grids(page, studio):
     page.wait_for_selector("#cmp-chart[data-series='2']")
     page.wait_for_selector("#cmp-grids figure img")
     assert page.locator("#cmp-grids figure").count() == 2
+
+
+def test_train_tab_reports_bad_overrides_and_a_missing_token(page):
+    page.click("nav button[data-view=train]")
+    page.select_option("#tr-preset", "vanilla")
+    page.fill("#tr-overrides", "train.steps=5\noptim.lr_dd=1e-4")
+    page.click("#tr-start")
+    page.wait_for_selector("#tr-msg.bad")
+    assert "unknown config key 'optim.lr_dd'" in page.inner_text("#tr-msg")
+    page.fill("#tr-token", "")
+    page.click("#tr-start")
+    page.wait_for_function("() => document.querySelector('#tr-msg').textContent.includes('token')")
+    page.fill("#tr-token", "browser-token")
 
 
 def test_traversal_url_is_404(page, studio):

@@ -8,7 +8,12 @@
   // ---- compare -------------------------------------------------------------------------------
   const C = { ids: [], m: {}, detail: {}, plot: null, key: "" };
 
-  async function loadCompare() {
+  function loadCompare() {  // one refresh at a time (the timer and the tab switch both call it)
+    if (!C.busy) C.busy = refreshCompare().finally(() => { C.busy = null; });
+    return C.busy;
+  }
+
+  async function refreshCompare() {
     C.ids = [...S.compare];
     $("#cmp-names").textContent = C.ids.length ? C.ids.join(", ") : "none (tick two or more on the Runs tab)";
     for (const id of Object.keys(C.m)) if (!C.ids.includes(id)) { delete C.m[id]; delete C.detail[id]; }
@@ -16,6 +21,7 @@
       const m = C.m[id] || { rows: 0, step: [], series: {} };
       const j = await api(`/api/metrics?id=${encodeURIComponent(id)}&since=${j_since(m)}`);
       if (j.reset) { m.rows = 0; m.step = []; m.series = {}; }
+      if (j.start !== m.rows) return;
       const before = m.step.length;
       m.step.push(...j.step);
       for (const [k, v] of Object.entries(j.series)) {

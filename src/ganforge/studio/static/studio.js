@@ -195,7 +195,13 @@ function clearCharts() {
   S.charts = {};
 }
 
-async function pollMetrics() {
+function pollMetrics() {
+  // one request at a time: the timer and openRun() must not both append the same rows
+  if (!S.metricsBusy) S.metricsBusy = fetchMetrics().finally(() => { S.metricsBusy = null; });
+  return S.metricsBusy;
+}
+
+async function fetchMetrics() {
   if (!S.open) return;
   const id = S.open;
   const since = S.m ? S.m.rows : 0;
@@ -203,6 +209,7 @@ async function pollMetrics() {
   if (id !== S.open) return;
   if (!S.m || j.reset) S.m = { rows: 0, step: [], series: {} };
   const m = S.m;
+  if (j.start !== m.rows) return;  // an answer to an older question
   const added = j.step.length;
   if (!added && m.rows === j.rows) return;
   const before = m.step.length;
