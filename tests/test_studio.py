@@ -312,6 +312,30 @@ def test_playground_translate_upload(client, root):
     assert r.status_code == 400 and "no checkpoint" in r.json()["error"]
 
 
+def test_adapter_gives_each_model_kind_its_panel(tmp_path):
+    """The one model-kind adapter, on a CycleGAN, a super-resolution model and a 2-D toy model."""
+    from studio_helpers import train_tiny
+
+    from ganforge.api import load
+    from ganforge.studio.playground import model_adapter, run_interpolate, run_sample, run_translate
+    quick = ["train.batch_size=4", "train.steps=1", "train.sample_every=0", "train.ckpt_every=0"]
+    cyc = model_adapter(load(train_tiny(tmp_path, "cyclegan", ["model.g.width=4", "model.d.width=4", *quick])))
+    assert (cyc.kind, cyc.controls["directions"], cyc.controls["upscale"]) == ("translate", ["ab", "ba"], False)
+    a = decode("data:image/png;base64," + base64.b64encode(run_translate(cyc, png_bytes(), "ab", 10**6)).decode())
+    b = decode("data:image/png;base64," + base64.b64encode(run_translate(cyc, png_bytes(), "ba", 10**6)).decode())
+    assert a.shape == b.shape and not np.array_equal(a, b)  # two generators
+    sr = model_adapter(load(train_tiny(tmp_path, "srgan", quick)))
+    assert sr.kind == "translate" and sr.controls["upscale"] and sr.controls["input_shape"] == [1, 7, 7]
+    out = decode("data:image/png;base64," + base64.b64encode(run_translate(sr, png_bytes((30, 30)), "ab", 10**6)).decode())
+    assert out.shape[:2] == (32, 62)  # the 7 px input shown at the 28 px output's size, beside it
+    toy = model_adapter(load(train_tiny(tmp_path, "vanilla", ["model.arch=mlp", "data.name=ring8", "model.z_dim=4",
+                                                              "model.g.hidden=8", "model.d.hidden=8", *quick])))
+    assert toy.kind == "sample" and toy.controls["picture"] == "plot" and toy.interpolate is None
+    assert Image.open(io.BytesIO(run_sample(toy, {"seed": 1}))).size == (400, 400)  # a scatter plot
+    with pytest.raises(ValueError, match="no latent interpolation"):
+        run_interpolate(toy, {})
+
+
 class _Boom:
     def __init__(self, marker):
         self.marker = marker
@@ -345,6 +369,9 @@ def test_nothing_in_a_run_folder_is_unpickled_or_executed(tmp_path):
 
 def test_cli_studio_errors_are_one_line(tmp_path, capsys):
     from ganforge.cli import main
+    from ganforge.cli import build_parser
+    args = build_parser().parse_args(["studio"])
+    assert (args.runs_dir, args.host, args.port) == ("runs", "127.0.0.1", 0)  # this machine only, a free port
     assert main(["studio", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: runs folder not found") and err.count("\n") == 1

@@ -66,6 +66,10 @@ def serve(runs_dir: str | Path, *, host: str = "127.0.0.1", port: int = 0, stale
     try:
         server.run(sockets=[sock])
     finally:
+        alive = app.state.launcher.alive()
+        if alive:
+            print(f"interrupting the {len(alive)} run(s) started here (each writes a checkpoint; resume later)",
+                  flush=True)
         app.state.launcher.stop_all()
         sock.close()
 
