@@ -39,6 +39,9 @@ def root(tmp_path_factory) -> Path:
     with open(div / "metrics.jsonl", "a") as f:
         f.write(json.dumps({"step": 41, "loss/D": "nan", "loss/G": 1.0}) + "\n")
     write_fake_run(root, "00004-live", steps=40, result=None)
+    with open(root / "00004-live" / "metrics.jsonl", "a") as f:  # a NaN that was rolled back: still running
+        f.write(json.dumps({"step": 41, "loss/D": "nan"}) + "\n")
+        f.write(json.dumps({"step": 40, "event": "loss/D became NaN/Inf by step 41: rolled back to ckpt-0000040"}) + "\n")
     age(write_fake_run(root, "00005-dead", steps=40, result=None), 3600)
     write_fake_run(root / "bench", "00006-nested", steps=20, preset="wgan-gp")
     real = real_runs(root)
@@ -76,6 +79,7 @@ def test_runs_list_status_step_and_images(client, root, launched):
     done = runs["00001-done"]
     assert done["step"] == 40 and done["preset"] == "dcgan" and done["total_steps"] == 40
     assert done["images_seen"] == 40 * 64  # kimg 2.56 in the last line
+    assert runs["00004-live"]["step"] == 41
     assert done["newest_sample"] == "/files/00001-done/samples/step-0000040.png"
     assert client.get(done["newest_sample"]).status_code == 200
     assert runs["bench/00006-nested"]["preset"] == "wgan-gp"
@@ -135,7 +139,8 @@ def test_metrics_are_read_incrementally(tmp_path):
 
 def test_run_detail_checkpoints_samples_events(client, root):
     run = root / "00001-done"
-    for name in ("checkpoints/ckpt-0000020", "checkpoints/ckpt-0000040", "checkpoints/best/ckpt-0000030"):
+    for name in ("checkpoints/ckpt-0000020", "checkpoints/ckpt-0000040", "checkpoints/best/ckpt-0000030",
+                 "checkpoints/ckpt-notes"):
         (run / name).mkdir(parents=True, exist_ok=True)
     info = json.loads((run / "run.json").read_text())
     info["data"] = "folder /x: 10 images 1x28x28, unlabelled, 3 unreadable files skipped"

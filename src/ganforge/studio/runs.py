@@ -28,9 +28,8 @@ SAMPLE_RE = re.compile(r"^step-(\d+)\.png$")
 TAIL_BYTES = 64 * 1024  # the runs list reads at most this much of each metrics.jsonl
 NOT_PLOTTED = {"step", "event", "time", "kimg"}  # logged, but not curves of their own
 SERVED_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".json", ".yaml", ".jsonl", ".txt"}
-
-
 CKPT_PREFIX = "ckpt-"  # ganforge.checkpoint.PREFIX; not imported, as that module loads torch
+CKPT_RE = re.compile(r"^ckpt-(\d+)$")
 
 
 class NotFound(LookupError):
@@ -100,8 +99,9 @@ def _json_floats(a: array) -> list:
     return [x if math.isfinite(x) else None for x in values]
 
 
-def read_tail_row(path: Path) -> dict | None:
-    """The last complete, readable metrics line of a metrics.jsonl (cheap: reads the tail)."""
+def read_tail_row(path: Path) -> tuple[dict | None, bool]:
+    """(the last complete metrics line of a metrics.jsonl, whether an event line follows it);
+    cheap: reads only the tail."""
     try:
         with open(path, "rb") as f:
             f.seek(0, os.SEEK_END)
@@ -109,15 +109,18 @@ def read_tail_row(path: Path) -> dict | None:
             f.seek(max(0, size - TAIL_BYTES))
             chunk = f.read()
     except OSError:
-        return None
+        return None, False
+    event_after = False
     for line in reversed(chunk.split(b"\n")):
         try:
             row = json.loads(line)
         except ValueError:
             continue
-        if isinstance(row, dict) and "step" in row and "event" not in row:
-            return row
-    return None
+        if isinstance(row, dict) and "step" in row:
+            if "event" not in row:
+                return row, event_after
+            event_after = True
+    return None, event_after
 
 
 def find_runs(root: Path) -> list[Path]:
@@ -146,14 +149,16 @@ def find_runs(root: Path) -> list[Path]:
     return found
 
 
-def run_status(run: Path, last: dict | None, *, now: float, stale_after: float, alive: bool = False) -> tuple[str, str]:
+def run_status(run: Path, last: dict | None, *, now: float, stale_after: float, alive: bool = False,
+               event_after: bool = False) -> tuple[str, str]:
     """(status, detail) of a run folder.
 
     - ``running``: a process this studio started is alive, or the folder was written in the
       last ``stale_after`` seconds (metrics.jsonl, samples or checkpoints still growing);
     - ``finished`` / ``interrupted``: result.json (written when a session ends) is newer than
       the metrics, with its reason ("done", "time budget" / "interrupted");
-    - ``diverged``: the last metrics line holds NaN/Inf (training gave up after its rollbacks);
+    - ``diverged``: the last line holds NaN/Inf (training gave up; after a NaN that was rolled
+      back, an event line follows it and the run goes on);
     - ``stopped``: none of these (the process was killed or crashed without a result)."""
     metrics_t = _mtime(run / METRICS)
     activity = max(metrics_t, _mtime(run / SAMPLES), _mtime(run / CHECKPOINTS))
@@ -166,7 +171,7 @@ def run_status(run: Path, last: dict | None, *, now: float, stale_after: float, 
         except (OSError, ValueError, AttributeError):
             reason = "done"
         return ("interrupted" if reason == "interrupted" else "finished"), str(reason)
-    if last is not None:
+    if last is not None and not event_after:
         bad = [k for k, v in last.items() if (x := _number(v)) is not None and not math.isfinite(x)]
         if bad:
             return "diverged", f"{', '.join(bad[:3])} became NaN/Inf at step {last.get('step')}"
@@ -188,10 +193,10 @@ def list_samples(run: Path) -> list[tuple[int, str]]:
 def list_ckpts(run: Path) -> list[dict]:
     """Checkpoints with their step; the one kept in checkpoints/best/ is marked ``best``."""
     out = []
-    for p in list_checkpoints(run / CHECKPOINTS):
-        out.append({"name": p.name, "step": int(p.name[len(CKPT_PREFIX):]), "best": False})
-    for p in list_checkpoints(run / CHECKPOINTS / "best"):
-        out.append({"name": f"best/{p.name}", "step": int(p.name[len(CKPT_PREFIX):]), "best": True})
+    for folder, best in ((run / CHECKPOINTS, False), (run / CHECKPOINTS / "best", True)):
+        for p in list_checkpoints(folder):
+            if m := CKPT_RE.match(p.name):
+                out.append({"name": ("best/" if best else "") + p.name, "step": int(m.group(1)), "best": best})
     return sorted(out, key=lambda c: (c["step"], c["best"]))
 
 
@@ -334,13 +339,13 @@ class RunStore:
         self._cfg_cache[key] = (t, cfg)
         return cfg
 
-    def _last_row(self, run: Path) -> dict | None:
-        """The last metrics line, re-read only when metrics.jsonl changed."""
+    def _last_row(self, run: Path) -> tuple[dict | None, bool]:
+        """:func:`read_tail_row`, re-read only when metrics.jsonl changed."""
         try:
             st = (run / METRICS).stat()
             key = (st.st_ino, st.st_size, st.st_mtime_ns)
         except OSError:
-            return None
+            return None, False
         hit = self._tail_cache.get(str(run))
         if hit is None or hit[0] != key:
             hit = self._tail_cache[str(run)] = (key, read_tail_row(run / METRICS))
@@ -355,8 +360,9 @@ class RunStore:
 
     def summary(self, run: Path, *, now: float | None = None, alive: bool = False) -> dict:
         now = time.time() if now is None else now
-        last = self._last_row(run)
-        status, detail = run_status(run, last, now=now, stale_after=self.stale_after, alive=alive)
+        last, event_after = self._last_row(run)
+        status, detail = run_status(run, last, now=now, stale_after=self.stale_after, alive=alive,
+                                    event_after=event_after)
         cfg = self.config(run)
         samples = list_samples(run)
         rid = self.run_id(run)
@@ -366,7 +372,8 @@ class RunStore:
                 "detail": detail, "step": (last or {}).get("step", 0),
                 "total_steps": (cfg.get("train") or {}).get("steps"),
                 "images_seen": round(float(last_metrics.get("kimg") or 0) * 1000),
-                "last": last_metrics, "has_checkpoint": bool(list_checkpoints(run / CHECKPOINTS)), "updated": max(_mtime(run / METRICS), _mtime(run / SAMPLES)),
+                "last": last_metrics, "has_checkpoint": bool(list_checkpoints(run / CHECKPOINTS)),
+                "updated": max(_mtime(run / METRICS), _mtime(run / SAMPLES)),
                 "newest_sample": f"/files/{rid}/{SAMPLES}/{samples[-1][1]}" if samples else None}
 
     def list(self, alive: set[str] = frozenset()) -> list[dict]:
