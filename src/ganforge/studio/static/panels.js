@@ -2,7 +2,7 @@
 "use strict";
 
 (() => {
-  const { S, api, el, fmt, plotValues, chartOpts, every } = window.studio;
+  const { S, api, el, fmt, append, plotValues, chartOpts, every } = window.studio;
   const $ = (sel) => document.querySelector(sel);
 
   // ---- compare -------------------------------------------------------------------------------
@@ -19,14 +19,14 @@
     for (const id of Object.keys(C.m)) if (!C.ids.includes(id)) { delete C.m[id]; delete C.detail[id]; }
     await Promise.all(C.ids.map(async (id) => {
       const m = C.m[id] || { rows: 0, step: [], series: {} };
-      const j = await api(`/api/metrics?id=${encodeURIComponent(id)}&since=${j_since(m)}`);
+      const j = await api(`/api/metrics?id=${encodeURIComponent(id)}&since=${m.rows}`);
       if (j.reset) { m.rows = 0; m.step = []; m.series = {}; }
       if (j.start !== m.rows) return;
       const before = m.step.length;
-      m.step.push(...j.step);
+      append(m.step, j.step);
       for (const [k, v] of Object.entries(j.series)) {
         if (!m.series[k]) m.series[k] = new Array(before).fill(null);
-        m.series[k].push(...v);
+        append(m.series[k], v);
       }
       for (const k of Object.keys(m.series)) while (m.series[k].length < m.step.length) m.series[k].push(null);
       m.rows = j.rows;
@@ -45,8 +45,6 @@
     drawCompare();
     drawGrids();
   }
-
-  function j_since(m) { return m.rows; }
 
   function drawCompare() {
     const key = $("#cmp-metric").value;

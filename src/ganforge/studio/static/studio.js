@@ -34,6 +34,11 @@ function el(tag, attrs, ...kids) {
   return e;
 }
 
+// target.push(...items) without the argument-count limit of a spread (long runs have 100k+ rows)
+function append(target, items) {
+  for (let i = 0; i < items.length; i++) target.push(items[i]);
+}
+
 function fmt(v) {
   if (v === null || v === undefined) return "–";
   if (typeof v !== "number") return String(v);
@@ -213,10 +218,10 @@ async function fetchMetrics() {
   const added = j.step.length;
   if (!added && m.rows === j.rows) return;
   const before = m.step.length;
-  m.step.push(...j.step);
+  append(m.step, j.step);
   for (const [k, vals] of Object.entries(j.series)) {
     if (!m.series[k]) m.series[k] = new Array(before).fill(null);
-    m.series[k].push(...vals);
+    append(m.series[k], vals);
   }
   for (const k of Object.keys(m.series)) while (m.series[k].length < m.step.length) m.series[k].push(null);
   m.rows = j.rows;
@@ -321,4 +326,4 @@ window.addEventListener("DOMContentLoaded", () => {
   every(3000, () => (S.view === "run" ? refreshDetail() : null));
 });
 
-window.studio = { S, api, el, fmt, show, openRun, smooth, plotValues, chartOpts, COLORS, every, trainAction };
+window.studio = { S, api, el, fmt, append, show, openRun, smooth, plotValues, chartOpts, COLORS, every, trainAction };
