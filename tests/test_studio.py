@@ -186,6 +186,9 @@ def test_files_inside_are_served_and_only_pictures_and_text(client, root):
     assert client.get("/api/run", params={"id": "../runs/00001-done"}).status_code == 404
     assert client.get("/api/run", params={"id": "/etc"}).status_code == 404
     assert client.get("/api/metrics", params={"id": "notes"}).status_code == 404
+    assert client.get("/static/studio.js").status_code == 200
+    for url in ("/static/..%2fapp.py", "/static/%2e%2e/app.py", "/static/vendor/..%2f..%2fapp.py"):
+        assert client.get(url).status_code == 404, url
 
 
 def test_safe_path_rules(root):
