@@ -91,6 +91,34 @@ def test_curve_gains_points_while_the_run_writes(page, studio, tmp_path):
     screenshot(page, "studio_run.png", tmp_path)
 
 
+def test_curve_follows_a_real_training_run(page, studio):
+    """ganforge.train in a background thread (a tiny toy GAN with a 2.4 s budget) while the page
+    watches: its chart gains points as the run's own MetricsLog appends them."""
+    import threading
+
+    from ganforge.config import resolve
+    from ganforge.train import train
+    _, root, _ = studio
+    cfg = resolve("vanilla", None, ["model.arch=mlp", "data.name=ring8", "model.z_dim=4", "model.g.hidden=16",
+                                    "model.d.hidden=16", "train.batch_size=32", "train.steps=1000000",
+                                    "train.max_minutes=0.04", "train.log_every=25", "train.sample_every=0",
+                                    "train.ckpt_every=0", "train.progress=false", "train.threads=1"])
+    run = root / "00009-realtime"
+    t = threading.Thread(target=train, args=(cfg,), kwargs={"run_dir": run, "quiet": True})
+    t.start()
+    try:
+        page.click("nav button[data-view=runs]")
+        page.click("a.run-link >> text=00009-realtime")
+        page.wait_for_function("() => +(document.querySelector(\".chart[data-group='losses']\")?.dataset.points || 0) >= 2")
+        seen = int(page.get_attribute(".chart[data-group='losses']", "data-points"))
+        page.wait_for_function(f"() => +document.querySelector(\".chart[data-group='losses']\").dataset.points > {seen}")
+    finally:
+        t.join(60)
+    page.wait_for_selector("#run-status.finished", timeout=20000)  # result.json: time budget
+    rows = (run / "metrics.jsonl").read_text().count("\n")
+    page.wait_for_function(f"() => document.querySelector(\".chart[data-group='losses']\").dataset.points === '{rows}'")
+
+
 def test_smoothing_and_log_scale(page):
     # debiased exponential moving average, by hand for w = 0.5: 1, (0.25 + 1) / 0.75, gap, (0.625 + 2) / 0.875
     got = page.evaluate("() => window.studio.smooth([1, 2, null, 4], 0.5)")
@@ -110,6 +138,8 @@ def test_smoothing_and_log_scale(page):
 
 
 def test_timeline_slider_changes_the_grid(page):
+    page.click("nav button[data-view=runs]")
+    page.click("a.run-link >> text=00001-live")
     page.wait_for_selector("#timeline-img[src$='step-0000200.png']")
     page.fill("#timeline", "0")  # range inputs take fill() and fire input
     page.wait_for_selector("#timeline-img[src$='step-0000050.png']")
