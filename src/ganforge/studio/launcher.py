@@ -43,8 +43,12 @@ class Launch:
         return self.run
 
     def tail(self, n: int = 800) -> str:
+        """The last ``n`` bytes of the run's output."""
         try:
-            return self.log.read_text(errors="replace")[-n:]
+            with open(self.log, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - n))
+                return f.read().decode(errors="replace")
         except OSError:
             return ""
 
