@@ -29,3 +29,14 @@ echo "== installing ganforge and its dependencies (torch is large: a few minutes
 
 # 3. Put Fashion-MNIST where torchvision reads it (from the Debian files, or download).
 .venv/bin/ganforge data fashion-mnist || echo "   (Fashion-MNIST is not available yet; see the message above)"
+
+# 4. ganforge studio's browser tests (tests/test_studio_browser.py) drive Debian's chromium with
+#    Playwright (Playwright cannot download its own browsers here). Without apt or root they skip.
+if command -v apt-get >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO="sudo -n"
+  if [ "$(id -u)" -eq 0 ] || [ -n "$SUDO" ]; then
+    echo "== installing Debian's chromium (for the studio's browser tests)"
+    ($SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null) \
+      || echo "   (apt could not install chromium; the studio's browser tests will be skipped)"
+  fi
+fi

@@ -245,6 +245,21 @@ def _metric_names() -> list[str]:
     return METRICS.keys()
 
 
+def cmd_studio(args) -> int:
+    try:
+        from .studio import serve
+    except ImportError as e:
+        from .errors import UsageError
+        raise UsageError(f"ganforge studio needs its extra: pip install 'ganforge[studio]' ({e})") from None
+    from .studio.runs import StudioError
+    try:
+        serve(args.runs_dir, host=args.host, port=args.port, stale_after=args.stale_after)
+    except StudioError as e:  # e.g. the port is taken
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     p = argparse.ArgumentParser(prog="ganforge", description="Train, sample and evaluate GANs.")
@@ -366,6 +381,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name", help="dataset name or folder:PATH")
     s.add_argument("--root", help="data root (default $GANFORGE_DATA or ~/.cache/ganforge/data)")
     s.set_defaults(func=cmd_data)
+
+    s = sub.add_parser("studio", help="a local web page: watch and compare runs, try trained generators, start/stop training")
+    s.add_argument("runs_dir", nargs="?", default="runs", help="folder holding run folders (default runs)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=0, help="port (default 0: a free one, printed at start)")
+    s.add_argument("--stale-after", type=float, default=180.0,
+                   help="seconds without writes after which a run without result.json counts as stopped")
+    s.set_defaults(func=cmd_studio)
 
     return p
 
