@@ -22,8 +22,8 @@ CASES = [((1, 28, 28), 3, (3, 3)), ((3, 32, 32), 3, (4, 4)), ((1, 28, 28), 2, (7
 
 def build(shape, n_layers=3, seed=0):
     torch.manual_seed(seed)
-    G = StarGenerator(out_shape=shape, num_domains=K, width=8, n_blocks=1)
-    D = StarDiscriminator(in_shape=shape, num_domains=K, width=8, n_layers=n_layers)
+    G = StarGenerator(out_shape=shape, num_classes=K, width=8, n_blocks=1)
+    D = StarDiscriminator(in_shape=shape, num_classes=K, width=8, n_layers=n_layers)
     return G, D
 
 
@@ -134,7 +134,7 @@ def test_safetensors_round_trip_and_seeded_init(tmp_path):
 
 
 def test_spectral_norm_option_and_refusals():
-    D = StarDiscriminator(in_shape=(1, 28, 28), num_domains=K, width=8, sn=True)
+    D = StarDiscriminator(in_shape=(1, 28, 28), num_classes=K, width=8, sn=True)
     assert sum(hasattr(m, "parametrizations") for m in D.modules()) == 5  # 3 trunk convs + 2 heads
     with pytest.raises(ValueError, match="too small"):
         StarDiscriminator(in_shape=(1, 28, 28), n_layers=5)
@@ -171,3 +171,17 @@ def test_every_init_builds_finite_nets(init):
     with torch.no_grad():
         adv, cls = D(G(images(B, (1, 28, 28)), torch.tensor([0, 1, 2, 3])))
     assert torch.isfinite(adv).all() and torch.isfinite(cls).all()
+
+
+def test_family_builds_through_build_nets(monkeypatch):
+    """What registering ``NetFamily(StarGenerator, StarDiscriminator, kinds=("multidomain",))``
+    gives: the data's domain count reaches both nets as num_classes (model.conditional=true)."""
+    from ganforge.config import ConfigError, ModelConfig
+    from ganforge.nets import NETS, NetFamily, build_nets
+    monkeypatch.setitem(NETS._items, "stargan-test", NetFamily(StarGenerator, StarDiscriminator, kinds=("multidomain",)))
+    cfg = ModelConfig(arch="stargan-test", conditional=True, g={"width": 8, "n_blocks": 1}, d={"width": 8})
+    G, D, g_args, d_args = build_nets(cfg, (1, 28, 28), num_classes=3, kind="multidomain")
+    assert g_args["num_classes"] == d_args["num_classes"] == 3
+    assert D(G(images(2, (1, 28, 28)), torch.tensor([0, 2])))[1].shape == (2, 3)
+    with pytest.raises(ConfigError, match="num_classes"):
+        build_nets(ModelConfig(arch="stargan-test", g={"num_classes": 3}), (1, 28, 28), kind="multidomain")

@@ -49,19 +49,19 @@ class StarGenerator(nn.Module):
 
     def __init__(self, z_dim: int = 0,  # ignored: StarGAN has no noise (kept for the common signature)
                  out_shape: tuple = (1, 28, 28),  # (C, H, W) of the images, input and output
-                 num_domains: int = 4,  # K: number of domains / attributes
+                 num_classes: int = 4,  # K: number of domains / attributes (the data's num_classes)
                  width: int = 64,  # channels of the first conv (x2, x4 after the downsamplings)
                  n_blocks: int = 6,  # residual blocks at 1/4 resolution (the paper: 6)
                  norm: str = "in"):  # in | bn | ln | none (the paper: instance norm)
         super().__init__()
         c, h, w = _check_image_shape("out_shape", out_shape)
-        if num_domains < 1:
-            raise ValueError(f"num_domains must be >= 1, got {num_domains}")
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         if min(h, w) < 8:
             raise ValueError(f"StarGAN needs images of at least 8x8, got {h}x{w}")
-        self.z_dim, self.out_shape, self.num_domains = z_dim, tuple(out_shape), int(num_domains)
+        self.z_dim, self.out_shape, self.num_domains = z_dim, tuple(out_shape), int(num_classes)
         bias = norm != "bn"
-        layers: list[nn.Module] = [nn.Conv2d(c + num_domains, width, 7, 1, 3, bias=bias), norm2d(norm, width),
+        layers: list[nn.Module] = [nn.Conv2d(c + num_classes, width, 7, 1, 3, bias=bias), norm2d(norm, width),
                                    nn.ReLU()]  # (B, w, H, W)
         ch = width
         for _ in range(2):  # (B, 4w, H/4, W/4)
@@ -86,20 +86,20 @@ class StarDiscriminator(nn.Module):
     """x (B, *in_shape) -> (adv_logits (B, h, w), domain_logits (B, K))."""
 
     def __init__(self, in_shape: tuple = (1, 28, 28),  # (C, H, W) of the images judged
-                 num_domains: int = 4,  # K: number of domains / attributes
+                 num_classes: int = 4,  # K: number of domains / attributes (the data's num_classes)
                  width: int = 64,  # channels of the first conv; doubles per layer
                  n_layers: int = 3,  # 4x4 stride-2 convs (the paper: 6 at 128 px -> a 2x2 map)
                  sn: bool = False):  # spectral normalisation on every conv
         super().__init__()
         c, h, w = _check_image_shape("in_shape", in_shape)
-        if num_domains < 1 or n_layers < 1:
-            raise ValueError(f"num_domains and n_layers must be >= 1, got {num_domains}, {n_layers}")
+        if num_classes < 1 or n_layers < 1:
+            raise ValueError(f"num_classes and n_layers must be >= 1, got {num_classes}, {n_layers}")
         mh, mw = h, w
         for _ in range(n_layers):
             mh, mw = mh // 2, mw // 2  # k4 s2 p1: floor(s / 2)
         if min(mh, mw) < 1:
             raise ValueError(f"images of {h}x{w} are too small for n_layers={n_layers}; lower n_layers")
-        self.in_shape, self.num_domains, self.map_size = tuple(in_shape), int(num_domains), (mh, mw)
+        self.in_shape, self.num_domains, self.map_size = tuple(in_shape), int(num_classes), (mh, mw)
         layers: list[nn.Module] = []
         ch_in, ch = c, width
         for _ in range(n_layers):
@@ -107,7 +107,7 @@ class StarDiscriminator(nn.Module):
             ch_in, ch = ch, ch * 2
         self.trunk = nn.Sequential(*layers)  # (B, ch_in, mh, mw)
         self.adv = maybe_sn(nn.Conv2d(ch_in, 1, 3, 1, 1, bias=False), sn)  # (B, 1, mh, mw)
-        self.cls = maybe_sn(nn.Conv2d(ch_in, num_domains, (mh, mw), bias=False), sn)  # (B, K, 1, 1)
+        self.cls = maybe_sn(nn.Conv2d(ch_in, num_classes, (mh, mw), bias=False), sn)  # (B, K, 1, 1)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
         _check_input(x, self.in_shape, "the image x")
