@@ -306,3 +306,15 @@ def test_sequence_plot():
 def test_source_has_no_labels_and_denormalise_is_identity_for_sines():
     src = SequenceSource(REAL[:10])
     assert src.num_classes == 0 and torch.equal(src.denormalise(REAL[:2]), REAL[:2])
+
+
+def test_scores_ignore_padded_steps():
+    b = sines(120, length=T, features=F, seed=8, min_length=4)
+    pad = (torch.arange(T)[None, :] >= b.lengths[:, None])[:, :, None]
+    junk = torch.where(pad, 50 * torch.randn(120, T, F), b.data)
+    kw = dict(seed=1, steps=15, batch_size=32)
+    assert discriminative_score(REAL[:120], b.data, fake_lengths=b.lengths, **kw) == \
+        discriminative_score(REAL[:120], junk, fake_lengths=b.lengths, **kw)
+    assert abs(predictive_score(junk, REAL, train_lengths=b.lengths, **kw)
+               - predictive_score(b.data, REAL, train_lengths=b.lengths, **kw)) < 1e-6
+    assert predictive_score(junk, REAL, **kw) != predictive_score(b.data, REAL, **kw)  # full length: they count
