@@ -259,9 +259,9 @@ FAST = dict(steps=80, batch_size=64)
 
 
 def test_discriminative_score_real_vs_real_and_noise():
-    same = discriminative_score(REAL, OTHER_REAL, seed=0, **FAST)
+    same = discriminative_score(REAL, OTHER_REAL, seed=0, train_fraction=0.5, **FAST)
     noise = discriminative_score(REAL, NOISE, seed=0, **FAST)
-    assert 0 <= same < 0.1  # 120 held-out sequences: chance accuracy +- 0.05 (1 std)
+    assert 0 <= same < 0.1  # 300 held-out sequences: chance accuracy 0.5 +- 0.03 (1 std)
     assert noise > 0.45
     assert discriminative_score(REAL, NOISE, seed=0, **FAST) == noise  # seeded
 
