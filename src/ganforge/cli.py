@@ -197,11 +197,6 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def cmd_bench(args) -> int:
-    from . import bench
-    return bench.main(args)
-
-
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     p = argparse.ArgumentParser(prog="ganforge", description="Train, sample and evaluate GANs.")
@@ -294,24 +289,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name", help="dataset name or folder:PATH")
     s.add_argument("--root", help="data root (default $GANFORGE_DATA or ~/.cache/ganforge/data)")
     s.set_defaults(func=cmd_data)
-
-    s = sub.add_parser("bench", help="benchmarks: toy (mode coverage), speed, quality (FID at CPU budgets), floor, "
-                                     "soak (RSS over a long run), reliability (resume, kill -9, bad inputs)")
-    s.add_argument("which", choices=["toy", "speed", "quality", "floor", "soak", "reliability", "stacked",
-                                     "conditional", "i2i"])
-    s.add_argument("--augment", action="store_true",
-                   help="conditional: also the data-augmentation study with the best preset's samples")
-    s.add_argument("--minutes", type=float, default=None, help="soak: wall-minutes of training (default 30)")
-    s.add_argument("--presets", default=None, help="comma-separated presets")
-    s.add_argument("--datasets", default=None, help="comma-separated toy datasets (toy)")
-    s.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
-    s.add_argument("--steps", type=int, default=None, help="override the benchmark's step count")
-    s.add_argument("--budgets", default=None, help="CPU-minute budgets for quality (default 2,5,10,20)")
-    s.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: PyTorch's)")
-    s.add_argument("--set", "-s", action="append", metavar="KEY=VALUE", help="extra config overrides")
-    s.add_argument("--out", default="runs/bench", help="where benchmark runs go")
-    s.add_argument("--json", default=None, help="also write the results as JSON here")
-    s.set_defaults(func=cmd_bench)
     return p
 
 
