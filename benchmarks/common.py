@@ -46,7 +46,7 @@ from ganforge.train import Reporter, build_state, seeded_sampler, train, train_s
 
 RESULT_FILE = "result.json"  # what a finished training session writes into its run folder (reason, step)
 
-__all__ = [
+__all__ = [  # the ganforge names the benchmark files take from here
     "FmnistNet", "Generator", "METRICS", "MIXTURES", "Reporter", "bicubic_upscale", "build_state", "compute",
     "conditional_results", "evaluate_generator", "get_feature_extractor", "latest_checkpoint",
     "list_checkpoints", "load", "load_checkpoint", "load_config_pairs", "load_split", "mode_metrics",
@@ -278,13 +278,14 @@ def command() -> str:
 _run_info: dict = {}
 
 
-def header(args, settings: str) -> None:
-    """Print the command, the commit, the environment, the seeds and the settings."""
+def header(args, settings: str, seeds=None) -> None:
+    """Print the command, the commit, the environment, the seeds used (default: all of
+    ``--seeds``) and the settings."""
     _run_info.update(command=command(), commit=git_commit(), environment=environment(), t0=time.perf_counter())
     print(f"command: {_run_info['command']}")
     print(f"commit: {_run_info['commit']}")
     print(f"environment: {_run_info['environment']}")
-    print(f"seeds: {','.join(map(str, args.seeds))}")
+    print(f"seeds: {','.join(map(str, args.seeds if seeds is None else seeds))}")
     print(f"settings: {settings}", flush=True)
 
 

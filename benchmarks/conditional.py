@@ -120,7 +120,8 @@ def main(args) -> int:
     presets = (args.presets or "projection-dcgan,acgan").split(",")
     header(args, f"fashion-mnist, presets {presets} (+ {COND_PRESETS}), {budget:g} {BUDGET_NOTE}, 10000 samples "
                  f"(uniform labels) vs 10000 test images, features fmnist; accuracy and intra-class FID on 1000 "
-                 f"samples per class; seed {seed}" + ("; augmentation study over all seeds" if args.augment else ""))
+                 f"samples per class; seed {seed}" + ("; augmentation study over all seeds" if args.augment else ""),
+           seeds=args.seeds if args.augment else [seed])
     rows, states = conditional(presets, budget, seed)
     table, extra = conditional_table(rows), {}
     if args.augment:

@@ -52,7 +52,7 @@ def quality_table(rows, floor_row=None) -> str:
 
 def main(args) -> int:
     header(args, f"10000 fashion-mnist train images (seed {args.seeds[0]}) vs the 10000 test images, "
-                 f"features fmnist, metrics {QUALITY_METRICS}")
+                 f"features fmnist, metrics {QUALITY_METRICS}", seeds=args.seeds[:1])
     fl = floor(seed=args.seeds[0])
     return finish(args, {"floor": fl}, quality_table([], fl))
 

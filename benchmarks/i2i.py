@@ -106,7 +106,7 @@ def main(args) -> int:
     budget = float(args.budgets or 3)
     only = args.presets.split(",") if args.presets else None
     header(args, f"image-to-image presets with {I2I_SMALL}, {budget:g} {BUDGET_NOTE}, evaluation on 2000 "
-                 f"test pairs (CycleGAN: A-test translated vs B-test), features fmnist, seed {seed}")
+                 f"test pairs (CycleGAN: A-test translated vs B-test), features fmnist, seed {seed}", seeds=[seed])
     rows = i2i(budget, seed, only=only)
     return finish(args, rows, i2i_table(rows))
 

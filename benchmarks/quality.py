@@ -50,7 +50,7 @@ def main(args) -> int:
     budgets = [float(b) if "." in b else int(b) for b in (args.budgets or "2,5,10,20").split(",")]
     seed = args.seeds[0]
     header(args, f"fashion-mnist train, presets' defaults, budgets {budgets} process CPU-minutes "
-                 f"(evaluation excluded), 10000 samples vs 10000 test images, features fmnist, seed {seed}")
+                 f"(evaluation excluded), 10000 samples vs 10000 test images, features fmnist, seed {seed}", seeds=[seed])
     rows = quality(presets, budgets, seed=seed, extra=list(args.set or []))
     fl = floor(seed=seed)
     return finish(args, {"rows": rows, "floor": fl}, quality_table(rows, fl))

@@ -294,7 +294,7 @@ def main(args) -> int:
     seed = args.seeds[0]
     header(args, f"resume equivalence {RESUME_COMMON} per preset {RESUME_CASES}; kill -9 drill "
                  f"{DRILL_PRESET} {DRILL_COMMON} steps {DRILL_STEPS}, ckpt_every {DRILL_K}, {DRILL_REPEATS} kills, "
-                 f"seed {seed}; bad inputs through the CLI")
+                 f"seed {seed}; bad inputs through the CLI", seeds=[seed])
     rows = reliability(out=args.out, seed=seed, extra=list(args.set or []))
     return finish(args, rows, reliability_tables(rows))
 

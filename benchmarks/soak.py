@@ -166,7 +166,7 @@ def main(args) -> int:
     header(args, f"`ganforge train {preset}` in a child process for {minutes:g} wall-minutes "
                  f"(train.max_minutes), {' '.join(SOAK_COMMON + extra)}, seed {args.seeds[0]}; RSS (VmRSS) from "
                  f"/proc every ~{min(5.0, max(0.2, minutes * 60 / 150)):g} s; warm-up = first 10 % of the time; "
-                 f"slope = least squares over the rest")
+                 f"slope = least squares over the rest", seeds=[args.seeds[0]])
     row = soak(minutes, preset, extra, seed=args.seeds[0], out=args.out)
     return finish(args, row, soak_table(row))
 

@@ -44,7 +44,7 @@ def main(args) -> int:
     budget = float(args.budgets or 3)
     presets = (args.presets or "dcgan,wgan-gp,sngan,pacgan").split(",")
     header(args, f"stacked-fmnist, presets {presets} (+ {STACKED_PRESETS}), {budget:g} {BUDGET_NOTE}, "
-                 f"26000 samples from G (EMA when kept), fmnist classifier per channel, seed {seed}")
+                 f"26000 samples from G (EMA when kept), fmnist classifier per channel, seed {seed}", seeds=[seed])
     rows = stacked(presets, budget, seed)
     return finish(args, rows, stacked_table(rows))
 
