@@ -113,7 +113,7 @@ def train_run(cfg) -> Path:
 # -- child processes (the real CLI) ----------------------------------------------------------------
 
 def spawn(argv: list[str], **popen) -> subprocess.Popen:
-    """Start a child process that a stop request kills; use as a context manager or call :func:`reap`."""
+    """Start a child process that a stop request kills; call :func:`reap` once it is done with."""
     check_stop()
     proc = subprocess.Popen(argv, **popen)
     _children.add(proc)
