@@ -30,9 +30,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
 
-from ganforge.studio.demo import append_metrics, write_fake_run  # noqa: E402
+from benchmarks.common import append_metrics, write_fake_run  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 

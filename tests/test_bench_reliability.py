@@ -1,4 +1,4 @@
-"""The reliability benchmarks (``ganforge bench soak`` / ``ganforge bench reliability``) at toy size:
+"""The reliability benchmarks (``python -m benchmarks.soak`` / ``python -m benchmarks.reliability``) at toy size:
 the soak samples RSS and fits a slope; resume and kill -9 give back the uninterrupted weights;
 user mistakes through the real CLI end in ``error: ...`` and exit 2, never a traceback.
 
@@ -12,7 +12,7 @@ import math
 
 import pytest
 
-from ganforge import bench
+from benchmarks import reliability, soak
 
 TOY = ["model.arch=mlp", "data.name=ring8", "model.z_dim=4", "model.g.hidden=16", "model.d.hidden=16",
        "train.batch_size=32", "train.threads=1", "train.progress=false", "train.device=cpu",
@@ -20,7 +20,7 @@ TOY = ["model.arch=mlp", "data.name=ring8", "model.z_dim=4", "model.g.hidden=16"
 
 # A cross-section of the bad inputs: config, data, images, run folders, the malicious pickle.
 BAD_SUBSET = ["unknown-key", "unknown-preset", "only-broken", "rgba", "resume-not-run", "resume-evil-pickle"]
-# Found by `ganforge bench reliability` (BENCHMARKS.md, Reliability): these still end in a traceback.
+# Found by `python -m benchmarks.reliability` (BENCHMARKS.md, Reliability): these still end in a traceback.
 KNOWN_BUGS = ["resume-bad-config", "sample-foreign-ckpt"]
 
 
@@ -28,26 +28,26 @@ KNOWN_BUGS = ["resume-bad-config", "sample-foreign-ckpt"]
 def bad_rows(tmp_path_factory):
     """One run of the bad-input cases (3 at a time) shared by the tests below: {id: row}."""
     work = tmp_path_factory.mktemp("bad-inputs")
-    rows = bench.bad_inputs(work, only=BAD_SUBSET + KNOWN_BUGS, jobs=3)
+    rows = reliability.bad_inputs(work, only=BAD_SUBSET + KNOWN_BUGS, jobs=3)
     return work, {r["id"]: r for r in rows}
 
 
 def test_slope_per_hour_and_diffs():
     t = [0.0, 60.0, 120.0, 180.0]
-    assert bench.slope_per_hour(t, [100.0, 101.0, 102.0, 103.0]) == pytest.approx(60.0)  # 1 MB/min
-    assert bench.slope_per_hour(t, [5.0] * 4) == 0.0
-    assert math.isnan(bench.slope_per_hour([1.0], [2.0]))
+    assert soak.slope_per_hour(t, [100.0, 101.0, 102.0, 103.0]) == pytest.approx(60.0)  # 1 MB/min
+    assert soak.slope_per_hour(t, [5.0] * 4) == 0.0
+    assert math.isnan(soak.slope_per_hour([1.0], [2.0]))
     import torch
     a = {"w": torch.ones(3), "n": torch.tensor(4), "opt": [{"step": 2}]}
-    assert bench.max_abs_diff(a, {"w": torch.ones(3), "n": torch.tensor(4), "opt": [{"step": 2}]}) == 0.0
-    assert bench.max_abs_diff(a, {"w": torch.ones(3) * 1.5, "n": torch.tensor(4), "opt": [{"step": 2}]}) == 0.5
-    assert bench.max_abs_diff(a, {"w": torch.ones(3), "n": torch.tensor(5), "opt": [{"step": 2}]}) == math.inf
-    assert bench.max_abs_diff(a, {"w": torch.ones(3), "n": torch.tensor(4), "opt": [{"step": 3}]}) == math.inf
-    assert bench.max_abs_diff(a, {"w": torch.ones(4), "n": torch.tensor(4), "opt": [{"step": 2}]}) == math.inf
+    assert reliability.max_abs_diff(a, {"w": torch.ones(3), "n": torch.tensor(4), "opt": [{"step": 2}]}) == 0.0
+    assert reliability.max_abs_diff(a, {"w": torch.ones(3) * 1.5, "n": torch.tensor(4), "opt": [{"step": 2}]}) == 0.5
+    assert reliability.max_abs_diff(a, {"w": torch.ones(3), "n": torch.tensor(5), "opt": [{"step": 2}]}) == math.inf
+    assert reliability.max_abs_diff(a, {"w": torch.ones(3), "n": torch.tensor(4), "opt": [{"step": 3}]}) == math.inf
+    assert reliability.max_abs_diff(a, {"w": torch.ones(4), "n": torch.tensor(4), "opt": [{"step": 2}]}) == math.inf
 
 
 def test_soak_samples_rss_and_fits_a_slope(tmp_path):
-    row = bench.soak(0.1, "vanilla", TOY + ["train.sample_every=300", "train.ckpt_every=300"],
+    row = soak.soak(0.1, "vanilla", TOY + ["train.sample_every=300", "train.ckpt_every=300"],
                      out=str(tmp_path))
     for key in ("rss_start_mb", "rss_end_mb", "rss_peak_mb", "slope_mb_per_h", "slope_2nd_half_mb_per_h",
                 "steps", "wall_s", "child_cpu_s", "n_samples", "command", "samples"):
@@ -57,22 +57,22 @@ def test_soak_samples_rss_and_fits_a_slope(tmp_path):
     assert row["n_samples"] >= 10 and row["n_post_warmup"] < row["n_samples"]
     assert 0 < row["rss_start_mb"] <= row["rss_peak_mb"] and 0 < row["rss_end_mb"] <= row["rss_peak_mb"]
     assert row["command"].startswith("ganforge train vanilla") and "train.max_minutes=0.1" in row["command"]
-    assert "| vanilla |" in bench.soak_table(row)
+    assert "| vanilla |" in soak.soak_table(row)
 
 
 def test_resume_equivalence_is_exact(tmp_path):
     cases = {"toy-ema": ("vanilla", TOY + ["train.steps=40", "train.ema=0.9", "train.log_every=10",
                                            "train.sample_every=0", "train.ckpt_every=0"])}
-    (row,) = bench.resume_equivalence(tmp_path, cases=cases, common=[])
+    (row,) = reliability.resume_equivalence(tmp_path, cases=cases, common=[])
     assert row["steps"] == 40 and row["stopped_at"] == 20
     assert set(row["max_diff_weights"]) == {"G", "D", "G_ema"}
     assert row["max_diff"] == 0.0 and row["rest_identical"] and row["loss_at_N_equal"]
     assert row["weight_change_second_half"] > 0  # the comparison is not vacuous
-    assert "0" in bench.reliability_tables({"resume": [row]})
+    assert "0" in reliability.reliability_tables({"resume": [row]})
 
 
 def test_kill_9_drill_loses_at_most_ckpt_every_steps(tmp_path):
-    out = bench.kill_drill(tmp_path, "vanilla", overrides=TOY + ["train.sample_every=0"], k=100, steps=1000,
+    out = reliability.kill_drill(tmp_path, "vanilla", overrides=TOY + ["train.sample_every=0"], k=100, steps=1000,
                            repeats=1, compare=False)
     (row,) = out["rows"]
     assert row["exit_after_kill"] == -9
@@ -93,7 +93,7 @@ def test_bad_inputs_end_in_one_line_errors(bad_rows):
             assert r["exit"] == 0, r
         assert r["ok"], r
     assert not (work / "PWNED-resume").exists()
-    table = bench.reliability_tables({"bad_inputs": rows})
+    table = reliability.reliability_tables({"bad_inputs": rows})
     assert table.count("\n") == len(rows) + 1 and "BUG" not in table
 
 

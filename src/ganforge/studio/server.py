@@ -1,5 +1,5 @@
 """Running the studio: ``serve`` (the ``ganforge studio`` command) and ``serve_in_thread``
-(tests and benchmarks)."""
+(tests and load measurements)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,178 @@
+"""The benchmarks under benchmarks/ (outside the installed package): each stops on the first
+Ctrl-C / SIGTERM (exit 130, one line, its children gone), prints the commit it measures, writes
+its table and JSON; and nothing of them is left inside ``ganforge``."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import ganforge
+from benchmarks import common, toy
+
+ROOT = Path(common.__file__).resolve().parents[1]
+TINY = ["model.arch=mlp", "model.z_dim=4", "model.g.hidden=16", "model.d.hidden=16", "train.batch_size=32",
+        "train.device=cpu", "train.threads=1"]
+MODULES = ["toy", "quality", "speed", "floor", "stacked", "conditional", "i2i", "reliability", "soak"]
+
+
+def _bench(module: str, *args: str, log: Path) -> subprocess.Popen:
+    """``python -m benchmarks.MODULE ARGS`` from the repository root, with this ganforge."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(ROOT), str(Path(ganforge.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]))
+    return subprocess.Popen([sys.executable, "-m", f"benchmarks.{module}", *args], cwd=ROOT, env=env,
+                            stdout=open(log, "w"), stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(pred, proc: subprocess.Popen, what: str, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while not pred():
+        if proc.poll() is not None:
+            raise AssertionError(f"the benchmark ended (exit {proc.returncode}) before {what}: {proc.stderr.read()}")
+        if time.time() > deadline:
+            proc.kill()
+            raise AssertionError(f"no {what} within {timeout} s")
+        time.sleep(0.1)
+
+
+def _stop_and_time(proc: subprocess.Popen, sig: int, limit: float = 10.0) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    proc.send_signal(sig)
+    try:
+        _, err = proc.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise AssertionError(f"still running {limit:g} s after {signal.Signals(sig).name}") from None
+    return time.perf_counter() - t0, err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_toy_benchmark_stops_on_the_first_signal(tmp_path, sig):
+    """The training loop takes the signal (checkpoint, stop, return normally); the benchmark must
+    not go on to its next run (it used to: only kill -9 stopped it)."""
+    out = tmp_path / "runs"
+    proc = _bench("toy", "--presets", "vanilla", "--datasets", "ring8", "--seeds", "0,1,2", "--steps", "1000000",
+                  "--threads", "1", "--out", str(out), *[a for o in TINY for a in ("--set", o)],
+                  log=tmp_path / "stdout")
+    _wait_for(lambda: any(out.glob("*/metrics.jsonl")), proc, "training run")
+    time.sleep(0.5)  # inside the training loop
+    seconds, err = _stop_and_time(proc, sig)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1].startswith("stopped by ") and "Traceback" not in err, err
+    (run,) = out.iterdir()  # no second seed was started
+    assert json.loads((run / "result.json").read_text())["reason"] == "interrupted"
+    assert "commit: " in (tmp_path / "stdout").read_text()
+
+
+def _children_of(marker: str) -> list[int]:
+    """Pids of `ganforge train` processes whose command line mentions ``marker``."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        try:
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+        if marker in cmd and "ganforge train" in cmd:
+            pids.append(int(d.name))
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc")
+def test_soak_benchmark_stops_and_takes_its_training_child_with_it(tmp_path):
+    out = tmp_path / "soak"
+    proc = _bench("soak", "--presets", "vanilla", "--minutes", "5", "--out", str(out),
+                  *[a for o in TINY + ["data.name=ring8"] for a in ("--set", o)], log=tmp_path / "stdout")
+    _wait_for(lambda: any(out.glob("*/*/metrics.jsonl")), proc, "training child")
+    (child,) = _children_of(str(out))
+    seconds, err = _stop_and_time(proc, signal.SIGTERM)
+    assert proc.returncode == 130 and "stopped by SIGTERM" in err, err
+    deadline = time.time() + 5
+    while time.time() < deadline and _children_of(str(out)):
+        time.sleep(0.1)
+    assert not _children_of(str(out)), f"training child {child} outlived the benchmark"
+
+
+@pytest.fixture
+def restore_signals():
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for s, h in old.items():
+        signal.signal(s, h)
+    common._stop["why"] = None
+
+
+def test_toy_benchmark_prints_the_commit_and_writes_table_and_json(tmp_path, capsys, restore_signals):
+    dest = tmp_path / "toy.json"
+    argv = ["--presets", "vanilla", "--datasets", "ring8", "--seeds", "0,1", "--steps", "20", "--threads", "1",
+            "--out", str(tmp_path / "runs"), "--json", str(dest), *[a for o in TINY for a in ("--set", o)]]
+    with pytest.raises(SystemExit) as e:
+        common.cli(toy.parser, toy.main, argv)
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    commit = common.git_commit()
+    assert f"commit: {commit}\n" in out and re.fullmatch(r"[0-9a-f]{4,}(\+dirty)?", commit), commit
+    assert "| ring8 | vanilla | 20 |" in out and out.rstrip().endswith("| 0,1 |")
+    doc = json.loads(dest.read_text())
+    assert doc["commit"] == commit and [r["seed"] for r in doc["rows"]] == [0, 1]
+    assert len(list((tmp_path / "runs").iterdir())) == 2
+
+
+def test_git_commit_names_the_commit_and_a_dirty_tree(tmp_path):
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    if subprocess.run(git + ["init", "-q"], capture_output=True).returncode != 0:
+        pytest.skip("git not available")
+    assert common.git_commit(tmp_path).startswith("unknown")  # no commit yet
+    (tmp_path / "a.txt").write_text("1\n")
+    subprocess.run(git + ["add", "a.txt"], check=True)
+    subprocess.run(git + ["commit", "-qm", "a"], check=True)
+    head = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert common.git_commit(tmp_path) == head
+    (tmp_path / "a.txt").write_text("2\n")
+    assert common.git_commit(tmp_path) == head + "+dirty"
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_every_benchmark_has_its_own_help(name, capsys):
+    import importlib
+    mod = importlib.import_module(f"benchmarks.{name}")
+    with pytest.raises(SystemExit) as e:
+        mod.parser.parse_args(["--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"usage: python -m benchmarks.{name}") and "--seeds" in text and "--json" in text
+    with pytest.raises(SystemExit) as e:
+        mod.parser.parse_args(["--seeds", "0,x"])
+    assert e.value.code == 2 and "comma-separated integers" in capsys.readouterr().err
+
+
+def test_the_benchmarks_only_import_ganforge_through_common():
+    for path in (ROOT / "benchmarks").glob("*.py"):
+        if path.name != "common.py":
+            assert "ganforge" not in "".join(ln for ln in path.read_text().splitlines(True)
+                                              if ln.lstrip().startswith(("import ", "from "))), path
+
+
+def test_the_installed_package_holds_no_benchmark_code():
+    import importlib.util
+    for name in ("ganforge.bench", "ganforge.bench_models", "ganforge.benchmarks"):
+        assert importlib.util.find_spec(name) is None, name
+    pkg = Path(ganforge.__file__).parent
+    files = sorted(pkg.rglob("*.py"))
+    assert len(files) > 20
+    for path in files:
+        text = path.read_text()
+        for needle in ("bench_models", "import bench", "benchmarks", "__reduce__", "PWNED", "plant_pickle",
+                       "os.system", "reliability payload"):
+            assert needle not in text, f"{path.relative_to(pkg)} mentions {needle!r}"
+    res = subprocess.run([sys.executable, "-m", "ganforge", "bench", "toy"], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(pkg.parent)), timeout=120)
+    assert res.returncode == 2 and "invalid choice: 'bench'" in res.stderr
