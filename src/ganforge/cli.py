@@ -58,23 +58,25 @@ def cmd_list(args) -> int:
 
 def _resolve(args):
     from .config import resolve
+    cfg = resolve(args.preset, args.config, args.set or [])  # types and ranges: no torch needed yet
     from .validation import validate
-    return validate(resolve(args.preset, args.config, args.set or []))
+    return validate(cfg)
 
 
 def cmd_train(args) -> int:
-    from .session import resume, train
     if args.resume:
         if args.preset or args.config:
             print("error: --resume continues a run with its own config; use --set to change steps",
                   file=sys.stderr)
             return 2
+        from .session import resume
         resume(args.resume, args.set or [])
         return 0
-    cfg = _resolve(args)
+    cfg = _resolve(args)  # a config mistake is reported before the training machinery is imported
     if args.dry_run:
         print(cfg.to_yaml(), end="")
         return 0
+    from .session import train
     train(cfg)
     return 0
 
@@ -240,11 +242,6 @@ def cmd_push(args) -> int:
     return 0
 
 
-def _metric_names() -> list[str]:
-    from .evaluation import METRICS
-    return METRICS.keys()
-
-
 def cmd_studio(args) -> int:
     try:
         from .studio import serve
@@ -338,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("eval", help="evaluate a run: FID, KID, precision/recall, density/coverage, IS")
     s.add_argument("run_dir", help=_RUN_HELP)
     s.add_argument("--metrics", default=None,
-                   help="comma-separated, from: " + ", ".join(_metric_names()) + " (default: the model's task's)")
+                   help="comma-separated metric names (`ganforge list metrics`); default: what fits the model's task")
     s.add_argument("--features", default="fmnist", help="feature extractor (default fmnist)")
     s.add_argument("--n", type=int, default=10000, help="generated samples (default 10000)")
     s.add_argument("--ref", default=None, help="reference dataset:split (default: the run's dataset, test split)")

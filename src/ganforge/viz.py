@@ -7,11 +7,11 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
-from torchvision.utils import make_grid, save_image
 
 
 def save_grid(images: Tensor, path: str | Path, nrow: int | None = None) -> None:
     """Save (N, C, H, W) images in [-1, 1] as one PNG grid."""
+    from torchvision.utils import save_image  # imported when first drawing (the CLI starts faster)
     n = images.shape[0]
     nrow = nrow or max(1, int(round(n ** 0.5)))
     save_image(images.float().clamp(-1, 1), str(path), nrow=nrow, normalize=True, value_range=(-1, 1),
@@ -19,6 +19,7 @@ def save_grid(images: Tensor, path: str | Path, nrow: int | None = None) -> None
 
 
 def grid_tensor(images: Tensor, nrow: int) -> Tensor:
+    from torchvision.utils import make_grid
     return make_grid(images.float().clamp(-1, 1), nrow=nrow, normalize=True, value_range=(-1, 1))
 
 
