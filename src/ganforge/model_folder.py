@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -24,7 +23,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, _sha256
 from .rundir import CONFIG, RunDirError
 
 MODEL_JSON = "model.json"
@@ -34,14 +33,6 @@ SAMPLE = "sample.png"
 FORMAT = "ganforge-model"
 FORMAT_VERSION = 1
 HF_PREFIX = "hf://"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def class_names(cfg) -> list[str] | None:
