@@ -1,4 +1,4 @@
-"""Fashion-MNIST quality at fixed CPU budgets (PROTOCOLS.md section 3): each preset trains until
+"""Fashion-MNIST quality at fixed CPU budgets (docs/protocols.md section 3): each preset trains until
 its process CPU time passes each budget and is evaluated there (FID, KID, P/R, D/C, IS; 10k
 generated vs the 10k test images), plus the real-data floor row.
 

@@ -1,4 +1,4 @@
-"""Stacked Fashion-MNIST mode coverage (PROTOCOLS.md section 2): three Fashion-MNIST images as the
+"""Stacked Fashion-MNIST mode coverage (docs/protocols.md section 2): three Fashion-MNIST images as the
 channels (10 classes each: 1000 modes); per preset, after a fixed CPU budget, the modes covered
 (of 1000) and the KL to uniform, read by the fmnist classifier per channel.
 

@@ -1,4 +1,4 @@
-"""Mode coverage on the 2-D Gaussian mixtures (PROTOCOLS.md section 1): modes, % high-quality
+"""Mode coverage on the 2-D Gaussian mixtures (docs/protocols.md section 1): modes, % high-quality
 samples and reverse KL per preset, dataset and seed.
 
     python -m benchmarks.toy --threads 1 --seeds 0,1,2

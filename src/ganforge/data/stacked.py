@@ -1,4 +1,4 @@
-"""Stacked Fashion-MNIST (PROTOCOLS.md section 2): 1000 modes from triples of clothing images.
+"""Stacked Fashion-MNIST (docs/protocols.md section 2): 1000 modes from triples of clothing images.
 
 A sample stacks three independently drawn Fashion-MNIST train images as its three channels:
 ``(3, 28, 28)``, label = the class triple encoded as ``c0 * 100 + c1 * 10 + c2`` (1000
@@ -182,7 +182,7 @@ def stacked_classes(images: Tensor, classifier=None, *, batch_size: int = 1000,
 @torch.no_grad()
 def stacked_modes(samples, classifier=None, *, n: int = PROTOCOL_SAMPLES, seed: int = 0,
                   batch_size: int = 1000, device="cpu") -> dict[str, float]:
-    """Modes and KL of stacked samples (PROTOCOLS.md section 2).
+    """Modes and KL of stacked samples (docs/protocols.md section 2).
 
     Args:
         samples: either images ``(N, 3, H, W)`` in [-1, 1] (all N are used), or a sampler

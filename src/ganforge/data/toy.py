@@ -1,6 +1,6 @@
 """Toy distributions: a 1-D Gaussian mixture and the 2-D ring8 / grid25 mixtures.
 
-ring8 and grid25 follow the PacGAN / VEEGAN protocol (shared PROTOCOLS.md section 1):
+ring8 and grid25 follow the PacGAN / VEEGAN protocol (docs/protocols.md section 1):
 
 - ring8: 8 Gaussians with means (cos 2*pi*k/8, sin 2*pi*k/8), k = 0..7, std 0.01;
 - grid25: 25 Gaussians with means on {-4, -2, 0, 2, 4}^2, std 0.05.

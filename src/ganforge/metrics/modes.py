@@ -1,4 +1,4 @@
-"""Mode-collapse metrics (shared PROTOCOLS.md sections 1 and 2).
+"""Mode-collapse metrics (docs/protocols.md sections 1 and 2).
 
 2-D mixtures (PacGAN / VEEGAN protocol), :func:`mode_metrics`:
 
