@@ -20,11 +20,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from .errors import WeightsError
 
 EPS = 1e-10  # added to feature norms before dividing
+MIN_LPIPS_SIZE = 64  # smaller images are upsampled (bilinear) to this shorter side before LPIPS
 
 
 class FeatureDistance:
@@ -57,7 +59,7 @@ def _backbone_file(net: str) -> Path:
 
 class LpipsDistance:
     """LPIPS (version 0.1) built from local files only; ``d(a, b)`` (B,) for images in [-1, 1]
-    (gray images are repeated to RGB)."""
+    (gray images are repeated to RGB; images under 64 px are upsampled to 64 px first)."""
 
     def __init__(self, net: str = "alex", device: str | torch.device = "cpu"):
         if net not in ("alex", "vgg", "squeeze"):
@@ -71,7 +73,10 @@ class LpipsDistance:
         for what, path in (("LPIPS linear weights", linear), ("LPIPS backbone weights", backbone)):
             if not path.is_file():
                 raise WeightsError(f"{what} not found at {path} (ganforge never downloads them)")
-        model = lpips.LPIPS(net=net, pretrained=False, pnet_rand=True, verbose=False)
+        import warnings
+        with warnings.catch_warnings():  # lpips still passes torchvision's deprecated `pretrained`
+            warnings.simplefilter("ignore")
+            model = lpips.LPIPS(net=net, pretrained=False, pnet_rand=True, verbose=False)
         tv = torch.load(backbone, map_location="cpu", weights_only=True)
         try:  # lpips splits torchvision's `features` into slices that keep the layer indices as names
             state = {name: tv[f"features.{name.split('.', 1)[1]}"] for name, _ in model.net.named_parameters()}
@@ -87,6 +92,9 @@ class LpipsDistance:
         a, b = (x.to(self.device).float() for x in (a, b))
         if a.shape[1] == 1:
             a, b = a.expand(-1, 3, -1, -1), b.expand(-1, 3, -1, -1)
+        if min(a.shape[2:]) < MIN_LPIPS_SIZE:  # AlexNet's pooling needs room
+            size = [MIN_LPIPS_SIZE * s // min(a.shape[2:]) for s in a.shape[2:]]
+            a, b = (F.interpolate(x, size=size, mode="bilinear", align_corners=False) for x in (a, b))
         return self.model(a, b).reshape(-1)  # (B,)
 
 
