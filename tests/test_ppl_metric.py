@@ -162,3 +162,12 @@ def test_lpips_only_from_local_files(tmp_path, monkeypatch):
     torch.testing.assert_close(d.model.net.slice1[0].weight, state["features.0.weight"])
     x, y = torch.rand(2, 1, 28, 28) * 2 - 1, torch.rand(2, 1, 28, 28) * 2 - 1
     assert d(x, x).abs().max() < 1e-6 and (d(x, y) > 0).all()
+
+
+def test_ppl_needs_a_latent_space():
+    from ganforge.errors import EvalError
+    from ganforge.evaluation import parse_metrics
+    model = _model(LinearG(), arch="pix2pix", shape=(1, 2, 2))  # an image-to-image model
+    with pytest.raises(EvalError, match="metric 'ppl' needs a noise-to-sample model"):
+        parse_metrics("ppl", model)
+    assert parse_metrics("ppl_end", _model(LinearG()))[0].name == "ppl_end"

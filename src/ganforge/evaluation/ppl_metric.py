@@ -77,7 +77,7 @@ def path_lengths(ctx, sampling: str, space: str) -> Tensor:
 @register_metric("ppl")
 class PerceptualPathLength(Metric):
     """Perceptual path length, full paths: ppl_z (slerp in z), ppl_w (lerp in w, style-based models)."""
-    needs = ("images",)
+    needs = ("images", "latent")
     sampling = "full"
 
     def compute(self, ctx) -> dict[str, float]:
