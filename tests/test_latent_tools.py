@@ -155,3 +155,13 @@ def test_interpolate_truncation_is_psi_for_style_based_models(runs):
 def test_sample_truncation_zero_is_named_in_the_file(runs, tmp_path, capsys):
     assert main(["sample", str(runs["style"]), "--n", "4", "--truncation", "0"]) == 0
     assert "-trunc0.png" in capsys.readouterr().out
+
+
+def test_project_and_style_mix_refuse_vector_models(train_tiny, tmp_path, capsys):
+    run = train_tiny()  # a toy 2-D mixture model
+    img = tmp_path / "x.png"
+    Image.new("L", (28, 28)).save(img)
+    assert main(["project", str(run), str(img), "--out", str(tmp_path / "o")]) == 2
+    assert "this model makes vectors" in capsys.readouterr().err
+    assert main(["style-mix", str(run), "--out", str(tmp_path / "m.png")]) == 2
+    assert "needs a style-based generator" in capsys.readouterr().err
