@@ -12,6 +12,8 @@ from pathlib import Path
 
 
 _RUN_HELP = "run folder, model folder (ganforge save-model) or hf://user/name[@revision]"
+_TRUNCATION_HELP = ("truncation trick: psi in w for style-based models (1: none, 0: the average w; e.g. 0.7), "
+                    "otherwise redraw latent coordinates beyond this value (e.g. 0.7)")
 
 
 def _default_dir(run_dir: str) -> Path:
@@ -100,7 +102,7 @@ def cmd_sample(args) -> int:
     else:
         x = g.sample(args.n, seed=args.seed, labels=args.class_, truncation=args.truncation)
     tag = (f"-class{args.class_}" if args.class_ is not None else "") + \
-        (f"-trunc{args.truncation:g}" if args.truncation else "")
+        (f"-trunc{args.truncation:g}" if args.truncation is not None else "")
     out = Path(args.out) if args.out else _default_dir(args.run_dir) / f"sample-step{g.step}-seed{args.seed}{tag}.png"
     if args.separate:
         out.mkdir(parents=True, exist_ok=True)
@@ -290,8 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-ema", action="store_true", help="use G's raw weights even if EMA was kept")
     s.add_argument("--class", dest="class_", type=int, default=None,
                    help="class-conditional models: only this class (default: a class-by-sample grid)")
-    s.add_argument("--truncation", type=float, default=None,
-                   help="truncation trick: redraw latent coordinates beyond this value (e.g. 0.7)")
+    s.add_argument("--truncation", type=float, default=None, help=_TRUNCATION_HELP)
     s.set_defaults(func=cmd_sample)
 
     s = sub.add_parser("interpolate", help="latent (or class) interpolation: a PNG strip and an animated GIF")
@@ -300,12 +301,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rows", type=int, default=4, help="number of walks (default 4)")
     s.add_argument("--mode", choices=["slerp", "lerp"], default="slerp")
     s.add_argument("--classes", default=None, help="conditional models: walk between two classes, e.g. 3,7")
-    s.add_argument("--truncation", type=float, default=None)
+    s.add_argument("--truncation", type=float, default=None, help=_TRUNCATION_HELP)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", "-o", help="output path without suffix (default RUN_DIR/interp-...)")
     s.add_argument("--checkpoint", help="step number or checkpoint folder (default: newest)")
     s.add_argument("--no-ema", action="store_true")
     s.set_defaults(func=cmd_interpolate)
+
+    from .cli_style import add_commands
+    add_commands(sub)  # project, style-mix
 
     for name, helptext, func in (("translate", "image-to-image: run a pix2pix / CycleGAN model on image files",
                                   cmd_translate),

@@ -39,13 +39,17 @@ def interpolation_frames(g, *, steps: int = 8, rows: int = 4, seed: int = 0, mod
     """Images (rows, steps, C, H, W): each row walks from one random latent to another; for a
     class-conditional model with ``classes=(a, b)`` the latent stays fixed and the class
     embedding moves from a to b (the nets see a soft label), and with ``classes=None`` a
-    conditional model keeps one random class per row."""
+    conditional model keeps one random class per row. ``truncation`` is psi in w for style-based
+    models (the walk is in z, each point truncated in w) and a truncated z otherwise."""
     if steps < 2:
         raise UsageError(f"steps must be >= 2, got {steps}")
     if mode not in ("slerp", "lerp"):
         raise UsageError(f"mode must be slerp or lerp, got {mode!r}")
     gen = torch.Generator().manual_seed(int(seed))
     t = torch.linspace(0, 1, steps)
+    # style-based models truncate w towards its average (psi); others draw a truncated z
+    psi = truncation if g.style_based else None
+    truncation = None if g.style_based else truncation
     if classes is not None:
         if not g.conditional:
             raise UsageError("--classes needs a class-conditional model")
@@ -55,7 +59,7 @@ def interpolation_frames(g, *, steps: int = 8, rows: int = 4, seed: int = 0, mod
         ya = torch.nn.functional.one_hot(torch.tensor(a), g.num_classes).float()
         yb = torch.nn.functional.one_hot(torch.tensor(b), g.num_classes).float()
         ys = lerp(ya, yb, t).unsqueeze(0).expand(rows, -1, -1).reshape(rows * steps, -1)
-        x = g(zs, ys)
+        x = g(zs, ys, psi=psi, fixed_noise=True)
     else:
         z0 = g.latent(rows, truncation=truncation, generator=gen)
         z1 = g.latent(rows, truncation=truncation, generator=gen)
@@ -63,7 +67,7 @@ def interpolation_frames(g, *, steps: int = 8, rows: int = 4, seed: int = 0, mod
         zs = path.transpose(0, 1).reshape(rows * steps, -1)
         y = g.labels(rows, None, generator=gen)
         ys = None if y is None else y.repeat_interleave(steps)
-        x = g(zs, ys)
+        x = g(zs, ys, psi=psi, fixed_noise=True)
     return x.reshape(rows, steps, *x.shape[1:])
 
 

@@ -75,10 +75,12 @@ def project(G: nn.Module, target: Tensor, *, y: Tensor | None = None, space: str
             lr: float = 0.1, perceptual: Callable[[Tensor, Tensor], Tensor] | None = None,
             perceptual_weight: float = 1.0, optimize_noise: bool = False, noise_weight: float = 1e5,
             init_samples: int = 64, initial_w_noise: float = 0.05, noise_ramp: float = 0.75,
-            frame_every: int = 10, generator: torch.Generator | None = None) -> Projection:
+            frame_every: int = 10, generator: torch.Generator | None = None,
+            callback: Callable[[int, float], None] | None = None) -> Projection:
     """Project ``target`` (B, C, H, W), in G's output range, into G's latent ``space``; see the
     module docstring. ``y``: class labels (B,) for class-conditional G. ``generator`` seeds every
-    random draw (start latents, w noise, noise planes)."""
+    random draw (start latents, w noise, noise planes). ``callback(step, loss)`` is called after
+    every step (e.g. to move a progress bar)."""
     from .errors import UsageError
     if space not in SPACES:
         raise UsageError(f"unknown projection space '{space}'; choose from {', '.join(SPACES)}")
@@ -96,7 +98,7 @@ def project(G: nn.Module, target: Tensor, *, y: Tensor | None = None, space: str
     G.eval().requires_grad_(False)
     try:
         return _project(G, target, y, space, steps, lr, perceptual, perceptual_weight, optimize_noise,
-                        noise_weight, init_samples, initial_w_noise, noise_ramp, frame_every, generator)
+                        noise_weight, init_samples, initial_w_noise, noise_ramp, frame_every, generator, callback)
     finally:
         G.train(was_training)
         for p, g in zip(G.parameters(), grads):
@@ -109,7 +111,7 @@ def _randn(shape, generator, device) -> Tensor:
 
 
 def _project(G, target, y, space, steps, lr, perceptual, perceptual_weight, optimize_noise, noise_weight,
-             init_samples, initial_w_noise, noise_ramp, frame_every, generator) -> Projection:
+             init_samples, initial_w_noise, noise_ramp, frame_every, generator, callback=None) -> Projection:
     b, dev = target.shape[0], target.device
     z_dim = G.z_dim
     style = hasattr(G, "synthesize")
@@ -175,6 +177,8 @@ def _project(G, target, y, space, steps, lr, perceptual, perceptual_weight, opti
         loss.backward()
         opt.step()
         losses.append(loss.item())
+        if callback is not None:
+            callback(step, losses[-1])
         if planes is not None:
             with torch.no_grad():
                 for n in planes:

@@ -82,12 +82,17 @@ class TrainedGenerator:
         return hasattr(self.net, "mapping")
 
     @torch.no_grad()
-    def __call__(self, z: Tensor | None, y: Tensor | None = None, *, psi: float | None = None) -> Tensor:
-        """G on given latents (and labels or soft labels), on the CPU; ``psi`` truncates w."""
+    def __call__(self, z: Tensor | None, y: Tensor | None = None, *, psi: float | None = None,
+                 fixed_noise: bool = False) -> Tensor:
+        """G on given latents (and labels or soft labels), on the CPU; ``psi`` truncates w;
+        ``fixed_noise`` uses a style-based G's stored per-layer noise (frames of a walk then differ
+        only by their latents, not by fresh texture noise)."""
         self.task.require("sample")
         z = z.to(self.device) if z is not None else None
         y = y.to(self.device) if y is not None else None
         options = {"psi": psi} if psi is not None and self.style_based else {}
+        if fixed_noise and self.style_based:
+            options["noise_mode"] = "const"
         return self.task.generate(self.net, z, y, **options).cpu()
 
     @torch.no_grad()

@@ -450,7 +450,7 @@ def folder_source(cfg, path: str | Path, *, max_pixels: int = MAX_PIXELS) -> Ima
         raise DataError(f"image folder not found: {root}")
     if not root.is_dir():
         raise DataError(f"not a folder: {root} (data.name=folder:PATH needs a folder of images)")
-    files = list_image_files(root)
+    files = list_image_files(root)[:cfg.data.limit or None]  # data.limit: the first N files (sorted by path)
     if not files:
         raise DataError(f"no image files ({', '.join(e[1:] for e in IMAGE_EXTENSIONS)}) under {root}")
     size = cfg.data.image_size or DEFAULT_FOLDER_SIZE

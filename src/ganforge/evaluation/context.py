@@ -79,6 +79,7 @@ class EvalContext:
         self.features, self.device, self.progress = features, device, progress
         self._extractor = extractor
         self._cache: dict = {}
+        self.notes: dict[str, str] = {}  # provenance strings metrics add (e.g. the distance PPL used)
 
     # -- shared pieces, made on first use -------------------------------------------------------
     @property
@@ -136,7 +137,8 @@ class EvalContext:
         ext, ref = self._extractor, self._cache.get("reference")
         return {"extractor": ext.name if ext else "-", "extractor_sha256": ext.sha256 if ext else "-",
                 "n": self.n, "reference": self._ref or "-", "reference_n": len(ref[0]) if ref else 0,
-                "reference_cache": ref[2].get("cache") if ref else None, "seed": self.seed, **environment()}
+                "reference_cache": ref[2].get("cache") if ref else None, "seed": self.seed, **self.notes,
+                **environment()}
 
 
 __all__ = ["EvalContext", "PREPROCESSING", "cache_dir", "environment", "reference_features"]

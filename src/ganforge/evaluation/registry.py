@@ -3,7 +3,7 @@
 A metric is a :class:`Metric` subclass registered with ``@register_metric("name")``: its
 ``compute(ctx)`` reads what it needs from an :class:`~.context.EvalContext` (outputs, features,
 the reference, the model) and returns ``{result key: float}``. ``needs`` names the capabilities it
-requires of the model's task (``images``, ``pairs``, ``two_way``, ``classes``, ``modes``); a metric
+requires of the model's task (``images``, ``latent``, ``pairs``, ``two_way``, ``classes``, ``modes``); a metric
 that does not apply says why in one line. The CLI's metric list, ``eval --help`` and config
 validation all read this registry.
 """
@@ -37,13 +37,15 @@ def register_metric(name: str):
 
 
 def capabilities(model) -> set[str]:
-    """What a loaded model offers metrics: image outputs, aligned test pairs, a way back, classes,
-    a mode counter for its dataset."""
+    """What a loaded model offers metrics: image outputs, a latent space (noise-to-sample models),
+    aligned test pairs, a way back, classes, a mode counter for its dataset."""
     from ..data import dataset
     task = model.task
     caps = set()
     if len(model.data_shape) == 3:
         caps.add("images")
+    if not task.takes_images:
+        caps.add("latent")
     if task.takes_images and not task.two_way:
         caps.add("pairs")
     if task.two_way:
@@ -55,7 +57,7 @@ def capabilities(model) -> set[str]:
     return caps
 
 
-WHY = {"images": "image samples (not vectors)", "pairs": "a paired image-to-image model",
+WHY = {"images": "image samples (not vectors)", "latent": "a noise-to-sample model (with a latent space)", "pairs": "a paired image-to-image model",
        "two_way": "a two-way (CycleGAN) model", "classes": "a class-conditional model (model.conditional=true)",
        "modes": "a run on a dataset with known modes (ring8, grid25, gauss1d, stacked-fmnist)"}
 
