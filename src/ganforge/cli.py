@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .rundir import output_file, output_folder
+
 
 _RUN_HELP = "run folder, model folder (ganforge save-model) or hf://user/name[@revision]"
 
@@ -101,16 +103,16 @@ def cmd_sample(args) -> int:
         (f"-trunc{args.truncation:g}" if args.truncation else "")
     out = Path(args.out) if args.out else _default_dir(args.run_dir) / f"sample-step{g.step}-seed{args.seed}{tag}.png"
     if args.separate:
-        out.mkdir(parents=True, exist_ok=True)
         if x.dim() != 4:
             print("error: --separate needs an image model", file=sys.stderr)
             return 2
-        from torchvision.utils import save_image
+        from .imagefiles import write_image
+        output_folder(out, "ganforge sample --separate")
         for i, img in enumerate(x):
-            save_image(img.add(1).div(2).clamp(0, 1), str(out / f"{i:05d}.png"))
+            write_image(img, out / f"{i:05d}.png")
         print(f"wrote {len(x)} images to {out}/ (step {g.step}{', EMA' if g.ema else ''})")
         return 0
-    out.parent.mkdir(parents=True, exist_ok=True)
+    output_file(out, "ganforge sample")
     if x.dim() == 4:
         save_grid(x, out, nrow=nrow)
     else:
@@ -136,7 +138,7 @@ def cmd_interpolate(args) -> int:
                                   classes=classes, truncation=args.truncation)
     stem = Path(args.out) if args.out else _default_dir(args.run_dir) / (
         f"interp-step{g.step}-seed{args.seed}-{args.mode}" + (f"-classes{classes[0]}-{classes[1]}" if classes else ""))
-    stem.parent.mkdir(parents=True, exist_ok=True)
+    output_folder(stem.parent, "ganforge interpolate")
     png, gif = stem.with_suffix(".png"), stem.with_suffix(".gif")
     save_strip_and_gif(frames, png, gif)
     print(f"wrote {png} and {gif} ({args.rows} walks x {args.steps} steps, {args.mode}, step {g.step})")
@@ -152,7 +154,7 @@ def _translate(args, expect: str) -> int:
     g.task.require("translate")
     if expect == "upscale" and not (isinstance(g.task, PairedTask) and g.task.is_upscaler(g.args)):
         raise UsageError(f"{args.run_dir} is not a super-resolution model; use `ganforge translate`")
-    out = Path(args.out)
+    out = output_folder(args.out, f"ganforge {expect}")
     files = translate_files(g, args.inputs, out, direction=getattr(args, "direction", "ab"),
                             side_by_side=args.side_by_side)
     print(f"wrote {len(files)} images to {out}/ (step {g.step}{', EMA' if g.ema else ''})")
@@ -189,9 +191,13 @@ def cmd_data(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    import json
-
+    from .atomic import write_json_atomic
     from .evaluation import evaluate_run, format_table
+    # checked first: a read-only run folder fails now, not after the evaluation's minutes
+    if args.out:
+        output_file(args.out, "ganforge eval --out")
+    else:
+        output_folder(_default_dir(args.run_dir), "ganforge eval (it writes its JSON into the run folder; or give --out)")
     out = evaluate_run(args.run_dir, checkpoint=args.checkpoint, ema=False if args.no_ema else None,
                        metrics=args.metrics, features=args.features, n=args.n, ref=args.ref,
                        seed=args.seed, device=args.device)
@@ -200,7 +206,7 @@ def cmd_eval(args) -> int:
           f"({p['reference_n']} images), features {p['extractor']} sha256 {p['extractor_sha256'][:12]}, seed {p['seed']}")
     print(format_table(out["results"]))
     dest = Path(args.out) if args.out else _default_dir(args.run_dir) / f"eval-step{p['step']}.json"
-    dest.write_text(json.dumps(out, indent=1))
+    write_json_atomic(dest, out)
     print(f"wrote {dest}")
     return 0
 

@@ -3,6 +3,7 @@ loop (:mod:`ganforge.loop`), and record how it ended. ``train`` starts a run, ``
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from .checkpoint import latest_checkpoint, restore_run
@@ -12,7 +13,8 @@ from .errors import RunDirError
 from .loop import RunState, build_state, fit
 from .nets import count_params
 from .reporting import MetricsLog, NoLog
-from .rundir import CHECKPOINTS, CONFIG, RUN_INFO, check_run_dir, create_run_dir, read_run, write_json_atomic
+from .atomic import os_error, write_json_atomic, write_text_atomic
+from .rundir import CHECKPOINTS, CONFIG, RUN_INFO, check_run_dir, create_run_dir, read_run, require_writable
 from .runtime import configure_torch, environment, pick_device
 from .validation import validate
 
@@ -28,16 +30,19 @@ class TrainingInterrupted(KeyboardInterrupt):
 def _new_run_dir(cfg: Config, state: RunState, run_dir: str | Path | None) -> Path:
     """Create and describe a run folder (the main process's work)."""
     run = Path(run_dir) if run_dir else create_run_dir(cfg.out, cfg.name or cfg.preset or "run")
-    run.mkdir(parents=True, exist_ok=True)
-    tmp = run / f"{CONFIG}.tmp"
-    tmp.write_text(cfg.to_yaml())
-    tmp.replace(run / CONFIG)
     info = {"data_shape": list(state.data.shape), "task": state.task.name,
             "num_classes": state.data.num_classes, "data": state.data.description,
             "arch": cfg.model.arch, "g_args": state.g_args, "d_args": state.d_args,
             "params": {"G": count_params(state.G), "D": count_params(state.D)},
             "environment": environment(state.device, state.dist)}
-    write_json_atomic(run / RUN_INFO, info)
+    try:
+        run.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(run / CONFIG, cfg.to_yaml())
+        write_json_atomic(run / RUN_INFO, info)
+    except OSError as e:  # a full or read-only disk: no half-made run folder is left behind
+        if not run_dir:
+            shutil.rmtree(run, ignore_errors=True)
+        raise os_error(e, run, "a new run folder") from None
     return run
 
 
@@ -49,7 +54,11 @@ def _run(state: RunState, run: Path, quiet: bool, resume_step: int | None = None
     finally:
         log.close()
     if state.dist.is_main:
-        write_json_atomic(run / "result.json", result)
+        try:
+            write_json_atomic(run / "result.json", result)
+        except OSError as e:  # the checkpoint is complete; only the record of how the session ended is missing
+            raise RunDirError(f"{run}/result.json: {e.strerror}; the final checkpoint is complete: free some space "
+                              f"and resume with `ganforge train --resume {run}` to record the result") from None
     if not quiet:
         print(f"{result['reason']}: step {result['step']} in {result['seconds']:.0f}s; samples: {result['samples']}")
     if result["reason"] == "interrupted":
@@ -83,6 +92,7 @@ def resume(run_dir: str | Path, overrides: list[str] | tuple = (), *, quiet: boo
     Under ``torchrun`` every process restores the checkpoint the main process picked (the run
     folder must be readable by every machine, e.g. on a shared file system)."""
     run = check_run_dir(run_dir)
+    require_writable(run, "resuming a run")
     cfg_dict, _ = read_run(run)  # a damaged config.yaml / run.json is a RunDirError, not a traceback
     if not isinstance(cfg_dict, dict):
         raise RunDirError(f"{run}/{CONFIG} does not hold a config mapping")
@@ -98,9 +108,7 @@ def resume(run_dir: str | Path, overrides: list[str] | tuple = (), *, quiet: boo
         state = build_state(cfg, dist=dist)
         restore_run(state, ckpt)
         if overrides and dist.is_main:
-            tmp = run / f"{CONFIG}.tmp"
-            tmp.write_text(cfg.to_yaml())
-            tmp.replace(run / CONFIG)
+            write_text_atomic(run / CONFIG, cfg.to_yaml())
         quiet = quiet or not dist.is_main
         if not quiet:
             print(f"resuming {run} from {ckpt.name} (step {state.step} of {cfg.train.steps})")
