@@ -37,6 +37,34 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
+def remove_stale_files(folder: str | Path) -> list[Path]:
+    """Remove the temporary files (``.<name>.tmp-<pid><suffix>``) that writers killed mid-write
+    left in ``folder``: those whose process is no longer running."""
+    gone = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return gone
+    for p in folder.iterdir():
+        if not (p.name.startswith(".") and TMP_MARK in p.name and p.is_file()):
+            continue
+        pid = p.name.rsplit(TMP_MARK, 1)[1].split(".")[0]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            p.unlink(missing_ok=True)
+            gone.append(p)
+    return gone
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` is running on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
@@ -98,5 +126,5 @@ def os_error(e: OSError, path: str | Path, action: str) -> RunDirError:
     return RunDirError(f"{where}: {what}; {hint}")
 
 
-__all__ = ["atomic_path", "disk_full", "is_write_failure", "os_error", "write_error", "write_json_atomic",
+__all__ = ["atomic_path", "disk_full", "pid_alive", "remove_stale_files", "is_write_failure", "os_error", "write_error", "write_json_atomic",
            "write_text_atomic"]

@@ -265,7 +265,7 @@ def _rollback(state: RunState, run_dir: Path, error: TrainingDiverged, log) -> s
     """Restore the newest good checkpoint with lower learning rates (the scale and the rollback
     count survive the restore and are checkpointed); raise when no rollback is left."""
     t, main = state.cfg.train, state.dist.is_main
-    ckpt = state.dist.broadcast(latest_checkpoint(Path(run_dir) / CHECKPOINTS) if main else None)
+    ckpt = state.dist.broadcast(latest_checkpoint(Path(run_dir) / CHECKPOINTS, full=True) if main else None)
     done, scale = state.lr_scale.rollbacks, state.lr_scale.value
     if done >= t.nan_retries or ckpt is None:
         why = "no good checkpoint to roll back to" if ckpt is None else f"gave up after {done} rollbacks"

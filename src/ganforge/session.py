@@ -6,15 +6,16 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from .checkpoint import latest_checkpoint, restore_run
+from .atomic import remove_stale_files
+from .checkpoint import newest_checkpoint, remove_stale, restore_run
 from .config import Config, apply_override
 from .distributed import launch
-from .errors import RunDirError
+from .errors import CheckpointError, RunDirError
 from .loop import RunState, build_state, fit
 from .nets import count_params
 from .reporting import MetricsLog, NoLog
 from .atomic import os_error, write_json_atomic, write_text_atomic
-from .rundir import CHECKPOINTS, CONFIG, RUN_INFO, check_run_dir, create_run_dir, read_run, require_writable
+from .rundir import CHECKPOINTS, CONFIG, RUN_INFO, SAMPLES, check_run_dir, create_run_dir, read_run, require_writable
 from .runtime import configure_torch, environment, pick_device
 from .validation import validate
 
@@ -86,6 +87,18 @@ def train(cfg: Config, *, run_dir: str | Path | None = None, quiet: bool = False
         return _run(state, run, quiet)
 
 
+def _pick_checkpoint(run: Path) -> tuple[Path | None, str]:
+    """(the newest checkpoint that verifies and parses, why there is none), after removing what
+    writers killed mid-write left behind (temporary folders and files)."""
+    remove_stale(run / CHECKPOINTS)
+    for folder in (run, run / SAMPLES):
+        remove_stale_files(folder)
+    try:
+        return newest_checkpoint(run / CHECKPOINTS, full=True), ""
+    except CheckpointError as e:
+        return None, str(e)
+
+
 def resume(run_dir: str | Path, overrides: list[str] | tuple = (), *, quiet: bool = False) -> Path:
     """Continue a run from its newest good checkpoint (``overrides`` may extend train.steps).
 
@@ -102,9 +115,9 @@ def resume(run_dir: str | Path, overrides: list[str] | tuple = (), *, quiet: boo
     validate(cfg)
     configure_torch(cfg)
     with launch(cfg, pick_device(cfg.train.device)) as dist:
-        ckpt = dist.from_main(lambda: latest_checkpoint(run / CHECKPOINTS))
+        ckpt, why = dist.from_main(lambda: _pick_checkpoint(run))
         if ckpt is None:
-            raise RunDirError(f"{run} has no usable checkpoint to resume from")
+            raise RunDirError(f"{run} has no usable checkpoint to resume from ({why})")
         state = build_state(cfg, dist=dist)
         restore_run(state, ckpt)
         if overrides and dist.is_main:
