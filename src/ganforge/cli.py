@@ -147,7 +147,7 @@ def cmd_interpolate(args) -> int:
 
 def _translate(args, expect: str) -> int:
     from .errors import UsageError
-    from .imagefiles import translate_files
+    from .imagefiles import describe_skipped, translate_files
     from .tasks.translate import PairedTask
     from .loading import load
     g = load(args.run_dir, args.checkpoint, ema=False if args.no_ema else None)
@@ -155,9 +155,11 @@ def _translate(args, expect: str) -> int:
     if expect == "upscale" and not (isinstance(g.task, PairedTask) and g.task.is_upscaler(g.args)):
         raise UsageError(f"{args.run_dir} is not a super-resolution model; use `ganforge translate`")
     out = output_folder(args.out, f"ganforge {expect}")
-    files = translate_files(g, args.inputs, out, direction=getattr(args, "direction", "ab"),
-                            side_by_side=args.side_by_side)
-    print(f"wrote {len(files)} images to {out}/ (step {g.step}{', EMA' if g.ema else ''})")
+    done = translate_files(g, args.inputs, out, direction=getattr(args, "direction", "ab"),
+                           side_by_side=args.side_by_side)
+    for line in describe_skipped(done.skipped):
+        print(f"warning: {line}" if not line.startswith(" ") else line, file=sys.stderr)
+    print(f"wrote {len(done.written)} images to {out}/ (step {g.step}{', EMA' if g.ema else ''})")
     return 0
 
 
@@ -322,7 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=helptext)
         s.add_argument("run_dir", help=_RUN_HELP)
         s.add_argument("inputs", nargs="+", help="image files or folders")
-        s.add_argument("--out", "-o", required=True, help="output folder (outputs keep the input names, as PNG)")
+        s.add_argument("--out", "-o", required=True,
+                       help="output folder: outputs keep their paths relative to the input folder (or to the "
+                            "inputs' common folder), as PNG: x.png -> x.png, x.jpg -> x.jpg.png")
         if name == "translate":
             s.add_argument("--direction", choices=["ab", "ba"], default="ab",
                            help="CycleGAN: A->B (default) or B->A")

@@ -10,6 +10,7 @@ from .atomic import remove_stale_files
 from .checkpoint import newest_checkpoint, remove_stale, restore_run
 from .config import Config, apply_override
 from .distributed import launch
+from .imagefiles import describe_skipped
 from .errors import CheckpointError, RunDirError
 from .loop import RunState, build_state, fit
 from .nets import count_params
@@ -18,6 +19,8 @@ from .atomic import os_error, write_json_atomic, write_text_atomic
 from .rundir import CHECKPOINTS, CONFIG, RUN_INFO, SAMPLES, check_run_dir, create_run_dir, read_run, require_writable
 from .runtime import configure_torch, environment, pick_device
 from .validation import validate
+
+SKIPPED = "skipped.txt"  # files of an image folder that could not be read: "path<TAB>reason" lines
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -36,9 +39,14 @@ def _new_run_dir(cfg: Config, state: RunState, run_dir: str | Path | None) -> Pa
             "arch": cfg.model.arch, "g_args": state.g_args, "d_args": state.d_args,
             "params": {"G": count_params(state.G), "D": count_params(state.D)},
             "environment": environment(state.device, state.dist)}
+    skipped = getattr(state.data, "skipped", None) or []  # image folders: files that could not be read
+    if skipped:
+        info["skipped_files"] = {"count": len(skipped), "list": SKIPPED}
     try:
         run.mkdir(parents=True, exist_ok=True)
         write_text_atomic(run / CONFIG, cfg.to_yaml())
+        if skipped:
+            write_text_atomic(run / SKIPPED, "".join(f"{s.path}\t{s.reason}\n" for s in skipped))
         write_json_atomic(run / RUN_INFO, info)
     except OSError as e:  # a full or read-only disk: no half-made run folder is left behind
         if not run_dir:
@@ -84,6 +92,9 @@ def train(cfg: Config, *, run_dir: str | Path | None = None, quiet: bool = False
             print(f"run folder: {run}\ndata: {state.data.description}\n"
                   f"G {count_params(state.G):,} params, D {count_params(state.D):,} params, "
                   f"device {state.device}{procs}")
+            lines = describe_skipped(getattr(state.data, "skipped", None) or [])
+            if lines:
+                print("\n".join(lines + [f"  (the full list: {run / SKIPPED})"]))
         return _run(state, run, quiet)
 
 
