@@ -125,3 +125,28 @@ def test_sample_into_a_file_or_a_read_only_folder_is_one_line(train_tiny, tmp_pa
         assert main(["sample", str(run), "--out", str(ro / "s.png")]) == 2
     (line,) = _errors(capsys.readouterr().err)
     assert line.startswith(f"error: {ro}: Read-only file system; ganforge sample needs a writable folder")
+
+
+def test_a_metrics_line_that_does_not_fit_is_cut_back_whole(tmp_path, capsys):
+    """RLIMIT_FSIZE makes the kernel write part of a line and then refuse the rest (EFBIG)."""
+    import resource
+    import signal
+
+    from ganforge.reporting import MetricsLog
+    log = MetricsLog(tmp_path, tensorboard=False)
+    old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    try:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1000, old_limit[1]))
+        for step in range(1, 11):
+            log.write(step, {"loss/D": 0.5, "pad": "x" * 150})
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
+        signal.signal(signal.SIGXFSZ, old_handler)
+    log.write(11, {"loss/D": 0.25})  # room again: logging goes on
+    log.close()
+    text = (tmp_path / "metrics.jsonl").read_text()
+    steps = [json.loads(line)["step"] for line in text.splitlines()]
+    assert text.endswith("\n") and steps == [1, 2, 3, 4, 5, 11] and len(text) - len(text.splitlines()[-1]) <= 1000
+    err = capsys.readouterr().err
+    assert "warning: metrics of step 6 not logged (File too large)" in err

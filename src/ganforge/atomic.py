@@ -10,11 +10,12 @@ import errno
 import json
 import os
 import shutil
+import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
-from .errors import RunDirError
+from .errors import RunDirError, TrainingDiverged
 
 TMP_MARK = ".tmp-"  # temporary files are named ".<name>.tmp-<pid><suffix>"
 
@@ -98,6 +99,8 @@ def write_error(e: BaseException, path: str | Path) -> str:
 def is_write_failure(e: BaseException) -> bool:
     """Whether ``e`` is a failed write (full disk, read-only folder, I/O error) rather than a bug:
     safetensors and torch's zip writer report those as their own errors, not OSError."""
+    if isinstance(e, TrainingDiverged):
+        return False
     if isinstance(e, OSError):
         return True
     if type(e).__name__ == "SafetensorError":
@@ -105,6 +108,20 @@ def is_write_failure(e: BaseException) -> bool:
     return isinstance(e, RuntimeError) and any(
         s in str(e) for s in ("unexpected pos", "No space", "file write failed", "Read-only", "Permission denied",
                               "Input/output error", "Disk quota"))
+
+
+def write_or_warn(what: str, write: Callable[[], Any], where: str | Path, step: int) -> bool:
+    """Run a periodic write (a checkpoint, a picture); a failed write costs this one only: a warning,
+    and nothing half-written is left under a real name. Other errors propagate."""
+    try:
+        write()
+        return True
+    except Exception as e:  # noqa: BLE001  (only write failures are absorbed; see is_write_failure)
+        if not is_write_failure(e):
+            raise
+        print(f"warning: {what} at step {step} not written ({write_error(e, where)}); the run goes on",
+              file=sys.stderr)
+        return False
 
 
 def os_error(e: OSError, path: str | Path, action: str) -> RunDirError:
@@ -126,5 +143,5 @@ def os_error(e: OSError, path: str | Path, action: str) -> RunDirError:
     return RunDirError(f"{where}: {what}; {hint}")
 
 
-__all__ = ["atomic_path", "disk_full", "pid_alive", "remove_stale_files", "is_write_failure", "os_error", "write_error", "write_json_atomic",
-           "write_text_atomic"]
+__all__ = ["atomic_path", "disk_full", "is_write_failure", "os_error", "pid_alive", "remove_stale_files",
+           "write_error", "write_json_atomic", "write_or_warn", "write_text_atomic"]

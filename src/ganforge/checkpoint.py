@@ -199,7 +199,8 @@ def load_weights(path: Path, *, verify_first: bool = True) -> tuple[dict, dict]:
         raise CheckpointError(f"{path}/{FILES[0]} does not parse ({why})") from None
     step, named = meta.get("step"), manifest.get("step", step_of(path))
     if not isinstance(step, int) or isinstance(step, bool) or named not in (None, step):
-        raise CheckpointError(f"{path}: its weights say step {str(step)[:40]}, the folder name and manifest say {named}")
+        raise CheckpointError(f"{path}: its weights say step {str(step)[:40]}, "
+                              f"the folder name and manifest say {named}")
     nets = unflatten(flat)
     bad = nonfinite(nets)
     if bad:

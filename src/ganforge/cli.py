@@ -199,7 +199,8 @@ def cmd_eval(args) -> int:
     if args.out:
         output_file(args.out, "ganforge eval --out")
     else:
-        output_folder(_default_dir(args.run_dir), "ganforge eval (it writes its JSON into the run folder; or give --out)")
+        output_folder(_default_dir(args.run_dir),
+                      "ganforge eval (it writes its JSON into the run folder; or give --out)")
     out = evaluate_run(args.run_dir, checkpoint=args.checkpoint, ema=False if args.no_ema else None,
                        metrics=args.metrics, features=args.features, n=args.n, ref=args.ref,
                        seed=args.seed, device=args.device)
@@ -225,6 +226,7 @@ def cmd_export(args) -> int:
             raise UsageError(f"cannot tell the format from {args.out!r}: give --format onnx or --format torchscript")
     if fmt == "torchscript" and args.opset is not None:
         raise UsageError("--opset is for ONNX exports")
+    output_folder(Path(args.out).parent, "ganforge export")
     g = load(args.run_dir, args.checkpoint, ema=False if args.no_ema else None)
     result = export_generator(g, args.out, fmt, direction=args.direction, opset=args.opset or DEFAULT_OPSET,
                               atol=args.atol)
@@ -234,6 +236,7 @@ def cmd_export(args) -> int:
 
 def cmd_save_model(args) -> int:
     from .model_folder import save_model_folder
+    output_folder(Path(args.out).parent, "ganforge save-model")
     out = save_model_folder(args.run_dir, args.out, checkpoint=args.checkpoint, ema=False if args.no_ema else None,
                             license=args.license, seed=args.seed)
     print(f"wrote model folder {out}/ (model.safetensors, config.yaml, model.json, README.md"

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from .atomic import is_write_failure, write_error
+from .atomic import is_write_failure, write_error, write_or_warn
 from .checkpoint import latest_checkpoint, list_checkpoints, net_states, nonfinite, restore_run, save_run
 from .config import Config
 from .data import DataSource, build_dataset
@@ -246,19 +246,7 @@ class StopRequest:
 
 def write_failed(e: BaseException) -> bool:
     """Whether ``e`` is a failed write (full disk, read-only folder, I/O error) rather than a bug."""
-    return not isinstance(e, TrainingDiverged) and is_write_failure(e)
-
-
-def _write_or_warn(what: str, write: Callable[[], Any], run_dir: Path, step: int) -> None:
-    """A periodic checkpoint or picture; a failed write costs this one only (the previous ones
-    survive, and nothing half-written is left under a real name)."""
-    try:
-        write()
-    except Exception as e:  # noqa: BLE001  (only write failures are absorbed; see write_failed)
-        if not write_failed(e):
-            raise
-        print(f"warning: {what} at step {step} not written ({write_error(e, run_dir)}); the run goes on",
-              file=sys.stderr)
+    return is_write_failure(e)
 
 
 def _rollback(state: RunState, run_dir: Path, error: TrainingDiverged, log) -> str:
@@ -326,10 +314,10 @@ def fit(state: RunState, run_dir: Path, log) -> dict:
                     check_finite(state)  # every process, so that all of them roll back together
                 last = step == t.steps  # the final checkpoint and picture are written after the loop
                 if t.sample_every and step % t.sample_every == 0 and main and not last:  # --- pictures
-                    _write_or_warn("sample picture", lambda: write_samples(state, run_dir, fixed, f"step-{step:07d}"),
+                    write_or_warn("sample picture", lambda: write_samples(state, run_dir, fixed, f"step-{step:07d}"),
                                    run_dir, step)
                 if t.ckpt_every and step % t.ckpt_every == 0 and main and not last:  # --- checkpoint
-                    _write_or_warn("checkpoint", lambda: save_run(state, run_dir), run_dir, step)
+                    write_or_warn("checkpoint", lambda: save_run(state, run_dir), run_dir, step)
                 if periodic_eval is not None and evaluate:  # --- evaluation
                     periodic_eval(state, log)
             except TrainingDiverged as e:
@@ -361,7 +349,7 @@ def fit(state: RunState, run_dir: Path, log) -> dict:
             raise RunDirError(f"{run_dir}: the final checkpoint of step {state.step} could not be written "
                               f"({write_error(e, run_dir)}); free some space and {then}") from None
         name = f"step-{state.step:07d}"
-        _write_or_warn("sample picture", lambda: write_samples(state, run_dir, fixed, name), run_dir, state.step)
+        write_or_warn("sample picture", lambda: write_samples(state, run_dir, fixed, name), run_dir, state.step)
         final = run_dir / SAMPLES / f"{name}.png"
         final = final if final.is_file() else None
     return {"reason": reason, "step": state.step, "steps_this_session": state.step - start_step,

@@ -110,4 +110,5 @@ def output_file(path: str | Path, action: str) -> Path:
 
 
 __all__ = ["CHECKPOINTS", "CONFIG", "METRICS", "RUN_INFO", "SAMPLES", "check_run_dir", "create_run_dir",
-           "output_file", "output_folder", "read_metrics", "read_run", "require_writable", "write_json_atomic", "write_text_atomic"]
+           "output_file", "output_folder", "read_metrics", "read_run", "require_writable", "write_json_atomic",
+           "write_text_atomic"]
