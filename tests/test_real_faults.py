@@ -71,6 +71,19 @@ def test_a_disk_filling_at_any_point_leaves_only_whole_files(disk, capsys, one_t
     assert half_written(disk) == []
 
 
+def test_resume_on_a_full_disk_is_one_line(disk, capsys, one_thread):
+    assert main(_train_args(disk / "runs", "train.sample_every=0")) == 0
+    (run,) = (disk / "runs").iterdir()
+    fill(disk, 0)
+    assert main(["train", "--resume", str(run), "--set", "train.steps=8"]) == 2
+    (line,) = _errors(capsys.readouterr().err)
+    assert line == f"error: {run}/config.yaml: No space left on device; free some space and try again"
+    assert half_written(disk) == []
+    free_all(disk)
+    assert main(["train", "--resume", str(run), "--set", "train.steps=8"]) == 0
+    assert [m["step"] for m in read_metrics(run) if "loss/D" in m] == [2, 4, 6, 8]
+
+
 def test_resume_of_a_read_only_run_folder_is_one_line(train_tiny, capsys):
     run = train_tiny("train.ckpt_every=2")
     with read_only(run):

@@ -30,11 +30,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             tmp.unlink()
         except OSError:
             pass
+        if isinstance(e, OSError) and e.filename == str(tmp):
+            e.filename = str(path)  # messages name the file the user knows
         raise
 
 

@@ -16,7 +16,8 @@ from .loop import RunState, build_state, fit
 from .nets import count_params
 from .reporting import MetricsLog, NoLog
 from .atomic import os_error, write_json_atomic, write_text_atomic
-from .rundir import CHECKPOINTS, CONFIG, RUN_INFO, SAMPLES, check_run_dir, create_run_dir, read_run, require_writable
+from .rundir import (CHECKPOINTS, CONFIG, METRICS, RUN_INFO, SAMPLES, check_run_dir, create_run_dir, read_run,
+                     require_writable)
 from .runtime import configure_torch, environment, pick_device
 from .validation import validate
 
@@ -57,7 +58,10 @@ def _new_run_dir(cfg: Config, state: RunState, run_dir: str | Path | None) -> Pa
 
 def _run(state: RunState, run: Path, quiet: bool, resume_step: int | None = None) -> Path:
     """Fit with the run's metrics log open, then record how the session ended."""
-    log = MetricsLog(run, resume_step=resume_step) if state.dist.is_main else NoLog()
+    try:
+        log = MetricsLog(run, resume_step=resume_step) if state.dist.is_main else NoLog()
+    except OSError as e:  # a full or read-only disk before the first step
+        raise os_error(e, run / METRICS, "the metrics log") from None
     try:
         result = fit(state, run, log)
     finally:
@@ -132,7 +136,10 @@ def resume(run_dir: str | Path, overrides: list[str] | tuple = (), *, quiet: boo
         state = build_state(cfg, dist=dist)
         restore_run(state, ckpt)
         if overrides and dist.is_main:
-            write_text_atomic(run / CONFIG, cfg.to_yaml())
+            try:
+                write_text_atomic(run / CONFIG, cfg.to_yaml())
+            except OSError as e:  # a full disk: the old config.yaml stays whole
+                raise os_error(e, run / CONFIG, "resuming a run") from None
         quiet = quiet or not dist.is_main
         if not quiet:
             print(f"resuming {run} from {ckpt.name} (step {state.step} of {cfg.train.steps})")
