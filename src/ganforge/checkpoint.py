@@ -164,9 +164,10 @@ def verify(path: Path) -> dict:
     try:
         manifest = json.loads((path / "manifest.json").read_text())
         files = manifest["files"]
-        assert isinstance(files, dict)
-    except (OSError, ValueError, KeyError, TypeError, AssertionError):
+    except (OSError, ValueError, KeyError, TypeError):
         raise CheckpointError(f"{path} has no readable manifest") from None
+    if not isinstance(files, dict):
+        raise CheckpointError(f"{path} has no readable manifest (its file list is not a mapping)")
     present = {p.name for p in path.iterdir()} - {"manifest.json"}
     unlisted = sorted((present | set(FILES)) - set(files))
     if unlisted:

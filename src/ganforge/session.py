@@ -6,16 +6,15 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from .atomic import remove_stale_files
+from .atomic import os_error, remove_stale_files, write_json_atomic, write_text_atomic
 from .checkpoint import newest_checkpoint, remove_stale, restore_run
 from .config import Config, apply_override
 from .distributed import launch
-from .imagefiles import describe_skipped
 from .errors import CheckpointError, RunDirError
+from .imagefiles import describe_skipped
 from .loop import RunState, build_state, fit
 from .nets import count_params
 from .reporting import MetricsLog, NoLog
-from .atomic import os_error, write_json_atomic, write_text_atomic
 from .rundir import (CHECKPOINTS, CONFIG, METRICS, RUN_INFO, SAMPLES, check_run_dir, create_run_dir, read_run,
                      require_writable)
 from .runtime import configure_torch, environment, pick_device
