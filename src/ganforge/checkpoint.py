@@ -237,7 +237,8 @@ def newest_checkpoint(ckpt_root: Path, *, full: bool = False) -> Path:
             why.append(str(e))
     if not why:
         raise CheckpointError(f"{ckpt_root} holds no checkpoint")
-    raise CheckpointError(f"no usable checkpoint in {ckpt_root}: {'; '.join(why)[:600]}")
+    more = f"; {len(why) - 1} older ones refused too (see the warnings)" if len(why) > 1 else ""
+    raise CheckpointError(f"no usable checkpoint in {ckpt_root}: {why[0][:300]}{more}")
 
 
 def latest_checkpoint(ckpt_root: Path, *, full: bool = False) -> Path | None:

@@ -147,8 +147,8 @@ def translate_files(g, inputs: list[str], out: str | Path, *, direction: str = "
                     done.written.append(dest)
             bar.update(len(pairs[i:i + CHUNK]))
     if not done.written:
-        first = done.skipped[0]
-        raise DataError(f"none of the {len(pairs)} inputs could be read (e.g. {first.path}: {first.reason})")
+        example = describe_skipped(done.skipped[:1])[1].strip()
+        raise DataError(f"none of the {len(pairs)} inputs could be read (e.g. {example})")
     return done
 
 

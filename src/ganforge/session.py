@@ -131,7 +131,7 @@ def resume(run_dir: str | Path, overrides: list[str] | tuple = (), *, quiet: boo
     with launch(cfg, pick_device(cfg.train.device)) as dist:
         ckpt, why = dist.from_main(lambda: _pick_checkpoint(run))
         if ckpt is None:
-            raise RunDirError(f"{run} has no usable checkpoint to resume from ({why})")
+            raise RunDirError(f"cannot resume {run}: {why}")
         state = build_state(cfg, dist=dist)
         restore_run(state, ckpt)
         if overrides and dist.is_main:

@@ -130,7 +130,7 @@ class TrainedGenerator:
 def resolve_checkpoint(run_dir: Path, checkpoint: str | int | None) -> Path:
     root = Path(run_dir) / CHECKPOINTS
     if checkpoint is None or checkpoint == "latest":
-        if not list_checkpoints(root):
+        if not list_checkpoints(root, warn=False):
             raise RunDirError(f"{run_dir} has no checkpoint yet")
         return newest_checkpoint(root)  # damaged ones are skipped with a warning; none left: an error
     if isinstance(checkpoint, int) or str(checkpoint).isdigit():
