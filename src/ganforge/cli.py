@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .rundir import output_file, output_folder
+
 
 _RUN_HELP = "run folder, model folder (ganforge save-model) or hf://user/name[@revision]"
 _TRUNCATION_HELP = ("truncation trick: psi in w for style-based models (1: none, 0: the average w; e.g. 0.7), "
@@ -105,16 +107,16 @@ def cmd_sample(args) -> int:
         (f"-trunc{args.truncation:g}" if args.truncation is not None else "")
     out = Path(args.out) if args.out else _default_dir(args.run_dir) / f"sample-step{g.step}-seed{args.seed}{tag}.png"
     if args.separate:
-        out.mkdir(parents=True, exist_ok=True)
         if x.dim() != 4:
             print("error: --separate needs an image model", file=sys.stderr)
             return 2
-        from torchvision.utils import save_image
+        from .imagefiles import write_image
+        output_folder(out, "ganforge sample --separate")
         for i, img in enumerate(x):
-            save_image(img.add(1).div(2).clamp(0, 1), str(out / f"{i:05d}.png"))
+            write_image(img, out / f"{i:05d}.png")
         print(f"wrote {len(x)} images to {out}/ (step {g.step}{', EMA' if g.ema else ''})")
         return 0
-    out.parent.mkdir(parents=True, exist_ok=True)
+    output_file(out, "ganforge sample")
     if x.dim() == 4:
         save_grid(x, out, nrow=nrow)
     else:
@@ -140,7 +142,7 @@ def cmd_interpolate(args) -> int:
                                   classes=classes, truncation=args.truncation)
     stem = Path(args.out) if args.out else _default_dir(args.run_dir) / (
         f"interp-step{g.step}-seed{args.seed}-{args.mode}" + (f"-classes{classes[0]}-{classes[1]}" if classes else ""))
-    stem.parent.mkdir(parents=True, exist_ok=True)
+    output_folder(stem.parent, "ganforge interpolate")
     png, gif = stem.with_suffix(".png"), stem.with_suffix(".gif")
     save_strip_and_gif(frames, png, gif)
     print(f"wrote {png} and {gif} ({args.rows} walks x {args.steps} steps, {args.mode}, step {g.step})")
@@ -149,17 +151,19 @@ def cmd_interpolate(args) -> int:
 
 def _translate(args, expect: str) -> int:
     from .errors import UsageError
-    from .imagefiles import translate_files
+    from .imagefiles import describe_skipped, translate_files
     from .tasks.translate import PairedTask
     from .loading import load
     g = load(args.run_dir, args.checkpoint, ema=False if args.no_ema else None)
     g.task.require("translate")
     if expect == "upscale" and not (isinstance(g.task, PairedTask) and g.task.is_upscaler(g.args)):
         raise UsageError(f"{args.run_dir} is not a super-resolution model; use `ganforge translate`")
-    out = Path(args.out)
-    files = translate_files(g, args.inputs, out, direction=getattr(args, "direction", "ab"),
-                            side_by_side=args.side_by_side)
-    print(f"wrote {len(files)} images to {out}/ (step {g.step}{', EMA' if g.ema else ''})")
+    out = output_folder(args.out, f"ganforge {expect}")
+    done = translate_files(g, args.inputs, out, direction=getattr(args, "direction", "ab"),
+                           side_by_side=args.side_by_side)
+    for line in describe_skipped(done.skipped):
+        print(f"warning: {line}" if not line.startswith(" ") else line, file=sys.stderr)
+    print(f"wrote {len(done.written)} images to {out}/ (step {g.step}{', EMA' if g.ema else ''})")
     return 0
 
 
@@ -193,9 +197,14 @@ def cmd_data(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    import json
-
+    from .atomic import write_json_atomic
     from .evaluation import evaluate_run, format_table
+    # checked first: a read-only run folder fails now, not after the evaluation's minutes
+    if args.out:
+        output_file(args.out, "ganforge eval --out")
+    else:
+        output_folder(_default_dir(args.run_dir),
+                      "ganforge eval (it writes its JSON into the run folder; or give --out)")
     out = evaluate_run(args.run_dir, checkpoint=args.checkpoint, ema=False if args.no_ema else None,
                        metrics=args.metrics, features=args.features, n=args.n, ref=args.ref,
                        seed=args.seed, device=args.device)
@@ -204,7 +213,7 @@ def cmd_eval(args) -> int:
           f"({p['reference_n']} images), features {p['extractor']} sha256 {p['extractor_sha256'][:12]}, seed {p['seed']}")
     print(format_table(out["results"]))
     dest = Path(args.out) if args.out else _default_dir(args.run_dir) / f"eval-step{p['step']}.json"
-    dest.write_text(json.dumps(out, indent=1))
+    write_json_atomic(dest, out)
     print(f"wrote {dest}")
     return 0
 
@@ -221,6 +230,7 @@ def cmd_export(args) -> int:
             raise UsageError(f"cannot tell the format from {args.out!r}: give --format onnx or --format torchscript")
     if fmt == "torchscript" and args.opset is not None:
         raise UsageError("--opset is for ONNX exports")
+    output_folder(Path(args.out).parent, "ganforge export")
     g = load(args.run_dir, args.checkpoint, ema=False if args.no_ema else None)
     result = export_generator(g, args.out, fmt, direction=args.direction, opset=args.opset or DEFAULT_OPSET,
                               atol=args.atol)
@@ -230,6 +240,7 @@ def cmd_export(args) -> int:
 
 def cmd_save_model(args) -> int:
     from .model_folder import save_model_folder
+    output_folder(Path(args.out).parent, "ganforge save-model")
     out = save_model_folder(args.run_dir, args.out, checkpoint=args.checkpoint, ema=False if args.no_ema else None,
                             license=args.license, seed=args.seed)
     print(f"wrote model folder {out}/ (model.safetensors, config.yaml, model.json, README.md"
@@ -317,7 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=helptext)
         s.add_argument("run_dir", help=_RUN_HELP)
         s.add_argument("inputs", nargs="+", help="image files or folders")
-        s.add_argument("--out", "-o", required=True, help="output folder (outputs keep the input names, as PNG)")
+        s.add_argument("--out", "-o", required=True,
+                       help="output folder: outputs keep their paths relative to the input folder (or to the "
+                            "inputs' common folder), as PNG: x.png -> x.png, x.jpg -> x.jpg.png")
         if name == "translate":
             s.add_argument("--direction", choices=["ab", "ba"], default="ab",
                            help="CycleGAN: A->B (default) or B->A")

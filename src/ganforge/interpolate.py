@@ -86,7 +86,9 @@ def save_strip_and_gif(frames: Tensor, png: Path, gif: Path, duration_ms: int = 
                          padding=2, pad_value=1.0)
         arr = (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
         images.append(Image.fromarray(arr))
-    images[0].save(gif, save_all=True, append_images=images[1:], duration=duration_ms, loop=0)
+    from .atomic import atomic_path
+    with atomic_path(gif) as tmp:
+        images[0].save(tmp, save_all=True, append_images=images[1:], duration=duration_ms, loop=0)
 
 
 __all__ = ["lerp", "slerp", "interpolation_frames", "save_strip_and_gif"]

@@ -27,7 +27,8 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from .checkpoint import latest_checkpoint, net_states, nonfinite, restore_run, save_run
+from .atomic import is_write_failure, write_error, write_or_warn
+from .checkpoint import latest_checkpoint, list_checkpoints, net_states, nonfinite, restore_run, save_run
 from .config import Config
 from .data import DataSource, build_dataset
 from .distributed import Dist, shard_objective, train_view
@@ -37,7 +38,7 @@ from .nets import build_nets
 from .optim import LRScale, build_optimizers, build_schedulers, refresh_lr
 from .previews import fixed_inputs, write_samples
 from .reporting import Reporter
-from .rundir import CHECKPOINTS
+from .rundir import CHECKPOINTS, SAMPLES
 from .runtime import pick_device, seed_everything, speed_options, to_device
 from .tasks import Task, task_of
 
@@ -244,32 +245,15 @@ class StopRequest:
 
 
 def write_failed(e: BaseException) -> bool:
-    """Whether ``e`` is a failed write (full disk, read-only folder, I/O error) rather than a bug:
-    safetensors and torch's zip writer report those as their own errors, not OSError."""
-    if isinstance(e, TrainingDiverged):
-        return False
-    return isinstance(e, OSError) or type(e).__name__ == "SafetensorError" or (
-        isinstance(e, RuntimeError) and any(s in str(e) for s in ("unexpected pos", "No space", "file write failed",
-                                                                 "Read-only", "Permission denied")))
-
-
-def _save_or_warn(state: RunState, run_dir: Path) -> None:
-    """A periodic checkpoint; a failed write costs this checkpoint only (the previous ones survive)."""
-    try:
-        save_run(state, run_dir)
-    except Exception as e:  # noqa: BLE001  (only write failures are absorbed; see write_failed)
-        if not write_failed(e):
-            raise
-        why = getattr(e, "strerror", None) or str(e).splitlines()[0][:200]
-        print(f"warning: checkpoint at step {state.step} not written ({why}); the previous checkpoints are intact",
-              file=sys.stderr)
+    """Whether ``e`` is a failed write (full disk, read-only folder, I/O error) rather than a bug."""
+    return is_write_failure(e)
 
 
 def _rollback(state: RunState, run_dir: Path, error: TrainingDiverged, log) -> str:
     """Restore the newest good checkpoint with lower learning rates (the scale and the rollback
     count survive the restore and are checkpointed); raise when no rollback is left."""
     t, main = state.cfg.train, state.dist.is_main
-    ckpt = state.dist.broadcast(latest_checkpoint(Path(run_dir) / CHECKPOINTS) if main else None)
+    ckpt = state.dist.broadcast(latest_checkpoint(Path(run_dir) / CHECKPOINTS, full=True) if main else None)
     done, scale = state.lr_scale.rollbacks, state.lr_scale.value
     if done >= t.nan_retries or ckpt is None:
         why = "no good checkpoint to roll back to" if ckpt is None else f"gave up after {done} rollbacks"
@@ -328,10 +312,12 @@ def fit(state: RunState, run_dir: Path, log) -> dict:
                 evaluate = cfg.eval.every and step % cfg.eval.every == 0
                 if (t.ckpt_every and step % t.ckpt_every == 0) or evaluate:
                     check_finite(state)  # every process, so that all of them roll back together
-                if t.sample_every and step % t.sample_every == 0 and main:  # --- pictures
-                    write_samples(state, run_dir, fixed, f"step-{step:07d}")
-                if t.ckpt_every and step % t.ckpt_every == 0 and main:  # --- checkpoint
-                    _save_or_warn(state, run_dir)
+                last = step == t.steps  # the final checkpoint and picture are written after the loop
+                if t.sample_every and step % t.sample_every == 0 and main and not last:  # --- pictures
+                    write_or_warn("sample picture", lambda: write_samples(state, run_dir, fixed, f"step-{step:07d}"),
+                                   run_dir, step)
+                if t.ckpt_every and step % t.ckpt_every == 0 and main and not last:  # --- checkpoint
+                    write_or_warn("checkpoint", lambda: save_run(state, run_dir), run_dir, step)
                 if periodic_eval is not None and evaluate:  # --- evaluation
                     periodic_eval(state, log)
             except TrainingDiverged as e:
@@ -355,13 +341,17 @@ def fit(state: RunState, run_dir: Path, log) -> dict:
     if main:
         try:
             save_run(state, run_dir)
-            final = write_samples(state, run_dir, fixed, f"step-{state.step:07d}")
         except Exception as e:  # noqa: BLE001
             if not write_failed(e):
                 raise
-            why = getattr(e, "strerror", None) or str(e).splitlines()[0][:200]
-            raise RunDirError(f"the final checkpoint could not be written to {run_dir} ({why}); free some space "
-                              f"and resume with `ganforge train --resume {run_dir}`") from None
+            then = (f"resume with `ganforge train --resume {run_dir}`" if list_checkpoints(run_dir / CHECKPOINTS)
+                    else "train again (no checkpoint of this run was written)")
+            raise RunDirError(f"{run_dir}: the final checkpoint of step {state.step} could not be written "
+                              f"({write_error(e, run_dir)}); free some space and {then}") from None
+        name = f"step-{state.step:07d}"
+        write_or_warn("sample picture", lambda: write_samples(state, run_dir, fixed, name), run_dir, state.step)
+        final = run_dir / SAMPLES / f"{name}.png"
+        final = final if final.is_file() else None
     return {"reason": reason, "step": state.step, "steps_this_session": state.step - start_step,
             "seconds": time.perf_counter() - t0, "samples": str(final), "last": last_logged}
 

@@ -172,9 +172,17 @@ def load_model_folder(path, device: str | torch.device = "cpu", *, checkpoint=No
         raise CheckpointError(f"{folder}: {CONFIG} is missing") from None
     except (yaml.YAMLError, ValueError) as e:
         raise CheckpointError(f"{folder}: {CONFIG} is damaged ({str(e).splitlines()[0]})") from None
+    from .checkpoint import check_dtypes, nonfinite
+    try:
+        sd = load_file(str(weights))
+    except Exception as e:  # noqa: BLE001  (SafetensorError: a damaged file, whatever the cause)
+        raise CheckpointError(f"{folder}: {WEIGHTS} does not parse ({str(e).strip()[:160]})") from None
+    if nonfinite({"G": sd}):
+        raise CheckpointError(f"{folder}: {nonfinite({'G': sd})} holds NaN/Inf; these weights are unusable")
     try:
         net = rebuild(cfg.model, meta["g_args"], "g")
-        net.load_state_dict(load_file(str(weights)))
+        check_dtypes(net, sd, str(folder))
+        net.load_state_dict(sd)
     except (TypeError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"{folder}: the weights do not fit the described {meta['arch']} generator: "
                               f"{str(e).strip().splitlines()[0]}") from None

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import sys
 from pathlib import Path
 from typing import Callable
 
 import torch
 
+from .atomic import write_error, write_text_atomic
 from .rundir import METRICS
 
 
@@ -43,13 +46,16 @@ class Reporter:
 
 
 class MetricsLog:
-    """Appends one JSON object per line to metrics.jsonl (and TensorBoard when installed)."""
+    """Appends one JSON object per line to metrics.jsonl (and TensorBoard when installed).
+
+    A line is written whole or not at all: a write that fails (a full disk) is cut back to the
+    end of the previous line, and the run goes on with a warning."""
 
     def __init__(self, run_dir: Path, tensorboard: bool = True, resume_step: int | None = None):
         self.path = Path(run_dir) / METRICS
         if resume_step is not None:
             drop_after(self.path, resume_step)
-        self._f = open(self.path, "a", buffering=1)
+        self._f = open(self.path, "ab", buffering=0)
         self._tb = None
         if tensorboard:
             try:
@@ -60,11 +66,24 @@ class MetricsLog:
 
     def write(self, step: int, values: dict) -> None:
         clean = {k: (v if not isinstance(v, float) or math.isfinite(v) else str(v)) for k, v in values.items()}
-        self._f.write(json.dumps({"step": step, **clean}) + "\n")
+        self._append((json.dumps({"step": step, **clean}) + "\n").encode(), step)
         if self._tb is not None:
             for k, v in values.items():
                 if isinstance(v, (int, float)) and math.isfinite(v):
                     self._tb.add_scalar(k, v, step)
+
+    def _append(self, line: bytes, step: int) -> None:
+        end = os.fstat(self._f.fileno()).st_size
+        try:
+            view = memoryview(line)
+            while view:  # a raw write may write part of the line and report how much
+                view = view[self._f.write(view):]
+        except OSError as e:
+            try:
+                os.ftruncate(self._f.fileno(), end)  # no truncated line stays in the log
+            except OSError:
+                pass
+            print(f"warning: metrics of step {step} not logged ({write_error(e, self.path)})", file=sys.stderr)
 
     def close(self) -> None:
         self._f.close()
@@ -84,9 +103,7 @@ def drop_after(path: Path, step: int) -> None:
                 keep.append(line)
         except ValueError:  # a line cut short by a crash
             continue
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(f"{line}\n" for line in keep))
-    tmp.replace(path)
+    write_text_atomic(path, "".join(f"{line}\n" for line in keep))
 
 
 class NoLog:

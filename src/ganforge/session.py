@@ -3,18 +3,24 @@ loop (:mod:`ganforge.loop`), and record how it ended. ``train`` starts a run, ``
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
-from .checkpoint import latest_checkpoint, restore_run
+from .atomic import os_error, remove_stale_files, write_json_atomic, write_text_atomic
+from .checkpoint import newest_checkpoint, remove_stale, restore_run
 from .config import Config, apply_override
 from .distributed import launch
-from .errors import RunDirError
+from .errors import CheckpointError, RunDirError
+from .imagefiles import describe_skipped
 from .loop import RunState, build_state, fit
 from .nets import count_params
 from .reporting import MetricsLog, NoLog
-from .rundir import CHECKPOINTS, CONFIG, RUN_INFO, check_run_dir, create_run_dir, read_run, write_json_atomic
+from .rundir import (CHECKPOINTS, CONFIG, METRICS, RUN_INFO, SAMPLES, check_run_dir, create_run_dir, read_run,
+                     require_writable)
 from .runtime import configure_torch, environment, pick_device
 from .validation import validate
+
+SKIPPED = "skipped.txt"  # files of an image folder that could not be read: "path<TAB>reason" lines
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -28,28 +34,43 @@ class TrainingInterrupted(KeyboardInterrupt):
 def _new_run_dir(cfg: Config, state: RunState, run_dir: str | Path | None) -> Path:
     """Create and describe a run folder (the main process's work)."""
     run = Path(run_dir) if run_dir else create_run_dir(cfg.out, cfg.name or cfg.preset or "run")
-    run.mkdir(parents=True, exist_ok=True)
-    tmp = run / f"{CONFIG}.tmp"
-    tmp.write_text(cfg.to_yaml())
-    tmp.replace(run / CONFIG)
     info = {"data_shape": list(state.data.shape), "task": state.task.name,
             "num_classes": state.data.num_classes, "data": state.data.description,
             "arch": cfg.model.arch, "g_args": state.g_args, "d_args": state.d_args,
             "params": {"G": count_params(state.G), "D": count_params(state.D)},
             "environment": environment(state.device, state.dist)}
-    write_json_atomic(run / RUN_INFO, info)
+    skipped = getattr(state.data, "skipped", None) or []  # image folders: files that could not be read
+    if skipped:
+        info["skipped_files"] = {"count": len(skipped), "list": SKIPPED}
+    try:
+        run.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(run / CONFIG, cfg.to_yaml())
+        if skipped:
+            write_text_atomic(run / SKIPPED, "".join(f"{s.path}\t{s.reason}\n" for s in skipped))
+        write_json_atomic(run / RUN_INFO, info)
+    except OSError as e:  # a full or read-only disk: no half-made run folder is left behind
+        if not run_dir:
+            shutil.rmtree(run, ignore_errors=True)
+        raise os_error(e, run, "a new run folder") from None
     return run
 
 
 def _run(state: RunState, run: Path, quiet: bool, resume_step: int | None = None) -> Path:
     """Fit with the run's metrics log open, then record how the session ended."""
-    log = MetricsLog(run, resume_step=resume_step) if state.dist.is_main else NoLog()
+    try:
+        log = MetricsLog(run, resume_step=resume_step) if state.dist.is_main else NoLog()
+    except OSError as e:  # a full or read-only disk before the first step
+        raise os_error(e, run / METRICS, "the metrics log") from None
     try:
         result = fit(state, run, log)
     finally:
         log.close()
     if state.dist.is_main:
-        write_json_atomic(run / "result.json", result)
+        try:
+            write_json_atomic(run / "result.json", result)
+        except OSError as e:  # the checkpoint is complete; only the record of how the session ended is missing
+            raise RunDirError(f"{run}/result.json: {e.strerror}; the final checkpoint is complete: free some space "
+                              f"and resume with `ganforge train --resume {run}` to record the result") from None
     if not quiet:
         print(f"{result['reason']}: step {result['step']} in {result['seconds']:.0f}s; samples: {result['samples']}")
     if result["reason"] == "interrupted":
@@ -74,7 +95,22 @@ def train(cfg: Config, *, run_dir: str | Path | None = None, quiet: bool = False
             print(f"run folder: {run}\ndata: {state.data.description}\n"
                   f"G {count_params(state.G):,} params, D {count_params(state.D):,} params, "
                   f"device {state.device}{procs}")
+            lines = describe_skipped(getattr(state.data, "skipped", None) or [])
+            if lines:
+                print("\n".join(lines + [f"  (the full list: {run / SKIPPED})"]))
         return _run(state, run, quiet)
+
+
+def _pick_checkpoint(run: Path) -> tuple[Path | None, str]:
+    """(the newest checkpoint that verifies and parses, why there is none), after removing what
+    writers killed mid-write left behind (temporary folders and files)."""
+    remove_stale(run / CHECKPOINTS)
+    for folder in (run, run / SAMPLES):
+        remove_stale_files(folder)
+    try:
+        return newest_checkpoint(run / CHECKPOINTS, full=True), ""
+    except CheckpointError as e:
+        return None, str(e)
 
 
 def resume(run_dir: str | Path, overrides: list[str] | tuple = (), *, quiet: bool = False) -> Path:
@@ -83,6 +119,7 @@ def resume(run_dir: str | Path, overrides: list[str] | tuple = (), *, quiet: boo
     Under ``torchrun`` every process restores the checkpoint the main process picked (the run
     folder must be readable by every machine, e.g. on a shared file system)."""
     run = check_run_dir(run_dir)
+    require_writable(run, "resuming a run")
     cfg_dict, _ = read_run(run)  # a damaged config.yaml / run.json is a RunDirError, not a traceback
     if not isinstance(cfg_dict, dict):
         raise RunDirError(f"{run}/{CONFIG} does not hold a config mapping")
@@ -92,15 +129,16 @@ def resume(run_dir: str | Path, overrides: list[str] | tuple = (), *, quiet: boo
     validate(cfg)
     configure_torch(cfg)
     with launch(cfg, pick_device(cfg.train.device)) as dist:
-        ckpt = dist.from_main(lambda: latest_checkpoint(run / CHECKPOINTS))
+        ckpt, why = dist.from_main(lambda: _pick_checkpoint(run))
         if ckpt is None:
-            raise RunDirError(f"{run} has no usable checkpoint to resume from")
+            raise RunDirError(f"cannot resume {run}: {why}")
         state = build_state(cfg, dist=dist)
         restore_run(state, ckpt)
         if overrides and dist.is_main:
-            tmp = run / f"{CONFIG}.tmp"
-            tmp.write_text(cfg.to_yaml())
-            tmp.replace(run / CONFIG)
+            try:
+                write_text_atomic(run / CONFIG, cfg.to_yaml())
+            except OSError as e:  # a full disk: the old config.yaml stays whole
+                raise os_error(e, run / CONFIG, "resuming a run") from None
         quiet = quiet or not dist.is_main
         if not quiet:
             print(f"resuming {run} from {ckpt.name} (step {state.step} of {cfg.train.steps})")

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .checkpoint import latest_checkpoint, list_checkpoints, load_weights
+from .checkpoint import check_dtypes, list_checkpoints, load_weights, newest_checkpoint, step_of
 from .config import Config
 from .errors import CheckpointError, RunDirError, UsageError
 from .nets import rebuild, sample_latent
@@ -135,15 +135,14 @@ class TrainedGenerator:
 def resolve_checkpoint(run_dir: Path, checkpoint: str | int | None) -> Path:
     root = Path(run_dir) / CHECKPOINTS
     if checkpoint is None or checkpoint == "latest":
-        ckpt = latest_checkpoint(root)
-        if ckpt is None:
+        if not list_checkpoints(root, warn=False):
             raise RunDirError(f"{run_dir} has no checkpoint yet")
-        return ckpt
+        return newest_checkpoint(root)  # damaged ones are skipped with a warning; none left: an error
     if isinstance(checkpoint, int) or str(checkpoint).isdigit():
         for p in list_checkpoints(root):
-            if int(p.name.split("-")[1]) == int(checkpoint):
+            if step_of(p) == int(checkpoint):
                 return p
-        steps = [int(p.name.split("-")[1]) for p in list_checkpoints(root)]
+        steps = [step_of(p) for p in list_checkpoints(root)]
         raise RunDirError(f"{run_dir} has no checkpoint at step {checkpoint}; it has steps {steps}")
     p = Path(checkpoint)
     if not p.is_dir():
@@ -171,6 +170,7 @@ def load_run(run_dir: str | Path, checkpoint: str | int | None = None, *, ema: b
     except (TypeError, ValueError) as e:  # saved by a different model family or size
         raise CheckpointError(f"{ckpt} was not made by this run's model ({cfg.model.arch}): "
                               f"{str(e).splitlines()[0]}") from None
+    check_dtypes(net, nets["G_ema" if use_ema else "G"], str(ckpt))
     try:
         net.load_state_dict(nets["G_ema" if use_ema else "G"])
     except RuntimeError as e:

@@ -8,14 +8,17 @@ import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
 
+from .atomic import atomic_path
+
 
 def save_grid(images: Tensor, path: str | Path, nrow: int | None = None) -> None:
     """Save (N, C, H, W) images in [-1, 1] as one PNG grid."""
     from torchvision.utils import save_image  # imported when first drawing (the CLI starts faster)
     n = images.shape[0]
     nrow = nrow or max(1, int(round(n ** 0.5)))
-    save_image(images.float().clamp(-1, 1), str(path), nrow=nrow, normalize=True, value_range=(-1, 1),
-               padding=2, pad_value=1.0)
+    with atomic_path(path) as tmp:  # a full disk never leaves a truncated PNG under its name
+        save_image(images.float().clamp(-1, 1), str(tmp), nrow=nrow, normalize=True, value_range=(-1, 1),
+                   padding=2, pad_value=1.0)
 
 
 def grid_tensor(images: Tensor, nrow: int) -> Tensor:
@@ -42,7 +45,8 @@ def scatter_png(fake: Tensor, real: Tensor | None, path: str | Path, size: int =
         ys = size - 1 - _to_px(t[:, 1].float(), lo, hi, size)
         for x, y in zip(xs.tolist(), ys.tolist()):
             draw.ellipse([x - r, y - r, x + r, y + r], fill=colour)
-    img.save(str(path))
+    with atomic_path(path) as tmp:
+        img.save(str(tmp))
 
 
 def histogram_png(fake: Tensor, real: Tensor | None, path: str | Path, bins: int = 80,
@@ -62,7 +66,8 @@ def histogram_png(fake: Tensor, real: Tensor | None, path: str | Path, bins: int
         for i, v in enumerate(p.tolist()):
             bar = v / top * (h - 10)
             draw.rectangle([i * bw + 1, h - bar, (i + 1) * bw - 1, h], outline=colour)
-    img.save(str(path))
+    with atomic_path(path) as tmp:
+        img.save(str(tmp))
 
 
 def save_samples(samples: Tensor, path: str | Path, real: Tensor | None = None,

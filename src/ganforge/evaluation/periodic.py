@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from ..atomic import write_or_warn
 from ..checkpoint import save_run
 from ..rundir import CHECKPOINTS
 
@@ -58,7 +59,9 @@ class PeriodicEval:
         res = out["results"]
         log.write(state.step, {f"eval/{k}": v for k, v in res.items()})
         if e.best and e.best in res and state.best.update(res[e.best]):
-            save_run(state, self.run_dir, folder=f"{CHECKPOINTS}/best", keep=1)
+            best = f"{CHECKPOINTS}/best"
+            write_or_warn("best checkpoint", lambda: save_run(state, self.run_dir, folder=best, keep=1),
+                          self.run_dir, state.step)
         return res
 
 

@@ -187,7 +187,9 @@ def sequence_plot(real: Tensor, fake: Tensor, *, real_lengths: Tensor | None = N
 
 def save_sequence_plot(path: str | Path, real: Tensor, fake: Tensor, **kwargs) -> None:
     """Save :func:`sequence_plot` as a PNG."""
-    sequence_plot(real, fake, **kwargs).save(str(path))
+    from ..atomic import atomic_path
+    with atomic_path(path) as tmp:
+        sequence_plot(real, fake, **kwargs).save(str(tmp))
 
 
 __all__ = ["DISCRIMINATIVE", "PREDICTIVE", "discriminative_score", "predictive_score", "save_sequence_plot",
