@@ -84,7 +84,7 @@ def cmd_sample(args) -> int:
 
     from .errors import UsageError
     from .loading import load
-    from .viz import save_grid, save_samples
+    from .viz import save_grid
     g = load(args.run_dir, args.checkpoint, ema=False if args.no_ema else None)
     if args.class_ is not None and not g.conditional:
         raise UsageError("--class needs a class-conditional model (the run had model.conditional=false)")
@@ -114,7 +114,7 @@ def cmd_sample(args) -> int:
     if x.dim() == 4:
         save_grid(x, out, nrow=nrow)
     else:
-        save_samples(x, out)
+        g.task.save_samples(x, out)
     print(f"wrote {out} ({len(x)} samples, step {g.step}{', EMA' if g.ema else ''}, seed {args.seed})")
     return 0
 

@@ -159,6 +159,29 @@ PRESETS: dict[str, tuple[str, dict]] = {
          "optim": {"name": "adam", "lr_g": 1e-4, "lr_d": 1e-4, "betas": [0.9, 0.999]},
          "train": {"batch_size": 16}, "eval": {"best": ""}},
     ),
+    # -- time series ------------------------------------------------------------------------------
+    "seqgan": (
+        "a recurrent GAN on time series (RCGAN-style, Esteban et al. 2017) with TimeGAN's GRU sizes (3 layers of "
+        "24), bidirectional D, non-saturating loss, Adam 1e-3; TimeGAN's sines; scored by its two scores",
+        {"data": {"name": "sines"},
+         "model": {"arch": "sequence", "z_dim": 16, "init": "default",
+                   "g": {"arch": "rnn", "cell": "gru", "hidden": 24, "layers": 3},
+                   "d": {"arch": "rnn", "cell": "gru", "hidden": 24, "layers": 3}},
+         "loss": {"name": "ns"}, "optim": {"name": "adam", "lr_g": 1e-3, "lr_d": 1e-3, "betas": [0.9, 0.999]},
+         "train": {"batch_size": 128},
+         "eval": {"metrics": "disc_score,pred_score", "best": "discriminative_score", "n": 2000}},
+    ),
+    "seqgan-conv": (
+        "a convolutional GAN on time series: residual 1-D convs (kernel 5) over a learned position embedding in "
+        "G and D, hinge loss, Adam(2e-4; 0.5, 0.999); TimeGAN's sines",
+        {"data": {"name": "sines"},
+         "model": {"arch": "sequence", "z_dim": 16, "init": "default",
+                   "g": {"arch": "conv", "hidden": 32, "layers": 2, "kernel": 5},
+                   "d": {"arch": "conv", "hidden": 32, "layers": 2, "kernel": 5}},
+         "loss": {"name": "hinge"}, "optim": {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]},
+         "train": {"batch_size": 64},
+         "eval": {"metrics": "disc_score,pred_score", "best": "discriminative_score", "n": 2000}},
+    ),
 }
 
 DEFAULT_PRESET = "dcgan"

@@ -3,7 +3,8 @@
 A metric is a :class:`Metric` subclass registered with ``@register_metric("name")``: its
 ``compute(ctx)`` reads what it needs from an :class:`~.context.EvalContext` (outputs, features,
 the reference, the model) and returns ``{result key: float}``. ``needs`` names the capabilities it
-requires of the model's task (``images``, ``pairs``, ``two_way``, ``classes``, ``modes``); a metric
+requires of the model's task (``images``, ``pairs``, ``two_way``, ``classes``, ``modes``, and what
+the task offers: ``sequences``); a metric
 that does not apply says why in one line. The CLI's metric list, ``eval --help`` and config
 validation all read this registry.
 """
@@ -52,12 +53,13 @@ def capabilities(model) -> set[str]:
         caps.add("classes")
     if dataset(model.cfg.data.name).modes is not None:
         caps.add("modes")
-    return caps
+    return caps | set(task.offers)
 
 
 WHY = {"images": "image samples (not vectors)", "pairs": "a paired image-to-image model",
        "two_way": "a two-way (CycleGAN) model", "classes": "a class-conditional model (model.conditional=true)",
-       "modes": "a run on a dataset with known modes (ring8, grid25, gauss1d, stacked-fmnist)"}
+       "modes": "a run on a dataset with known modes (ring8, grid25, gauss1d, stacked-fmnist)",
+       "sequences": "a time-series model (model.arch=sequence)"}
 
 
 def parse_metrics(spec, model=None) -> list[Metric]:

@@ -24,6 +24,7 @@ from .mlp import MLPDiscriminator, MLPGenerator
 from .pix2pix import PatchDiscriminator, UNetGenerator
 from .resnet import ResNetDiscriminator, ResNetGenerator
 from .sagan import SAGANDiscriminator, SAGANGenerator
+from .sequence import SequenceDiscriminator, SequenceGenerator
 from .srgan import SRGANDiscriminator, SRResNetGenerator
 from .stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 
@@ -86,6 +87,9 @@ NETS.register("stylegan2", help="StyleGAN2 (Karras et al. 2020): mapping net, mo
 NETS.register("sagan", help="SAGAN (Zhang et al. 2019): ResNet G/D with self-attention, spectral norm in both, "
                            "conditional BN G and projection D when conditional")(
     NetFamily(SAGANGenerator, SAGANDiscriminator, images_only=True))
+NETS.register("sequence", help="sequence G/D for time series (B, T, F): stacked GRU/LSTM, residual 1-D convs or a "
+                              "Transformer encoder (model.g.arch / model.d.arch), variable lengths")(
+    NetFamily(SequenceGenerator, SequenceDiscriminator, task="sequence"))
 
 
 def _tuples(args: dict) -> dict:

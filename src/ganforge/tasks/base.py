@@ -33,6 +33,7 @@ class Task:
     default_metrics = "fid"  # `ganforge eval` without --metrics
     takes_images = False  # G's input is an image (image-to-image)
     two_way = False  # G translates both ways (G.ab / G.ba)
+    offers: tuple[str, ...] = ()  # capabilities its models offer metrics beyond those read off the model
 
     # -- configuration -----------------------------------------------------------------------
     def validate(self, cfg) -> None:
@@ -53,6 +54,11 @@ class Task:
     def preview(self, net, fixed: dict, device) -> tuple[Tensor, int | None, Tensor | None]:
         """``(images or points, images per row, real points to draw behind them or None)``."""
         raise NotImplementedError
+
+    def save_samples(self, x: Tensor, path, real=None, nrow: int | None = None) -> None:
+        """Write outputs ``x`` as a picture at ``path`` (``real``: what :meth:`preview` returned beside them)."""
+        from ..viz import save_samples
+        save_samples(x, path, real, nrow=nrow)
 
     # -- inference -----------------------------------------------------------------------------
     def require(self, verb: str) -> None:
