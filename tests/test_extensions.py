@@ -32,6 +32,9 @@ TINY = {"mlp": ("hidden=16",), "dcgan": ("width=8",), "resnet": ("width=8",), "b
 TINY["sagan"] = ("width=8",)
 TINY["stylegan2"] = ("channel_base=128", "channel_max=8")
 TINY["sequence"] = ("hidden=8", "layers=1")
+TINY["sgan"] = ("width=4",)
+# data overrides per net family, after the shared ones (a semi-supervised run needs every class labelled)
+TINY_DATA = {"sgan": ("data.limit=100", "data.labels_per_class=1")}
 TINY_G_ONLY = {"stylegan2": ("w_dim=8", "map_depth=1"), "biggan": ("shared_dim=8",), "srgan": ("n_blocks=1",), "cyclegan": ("n_blocks=1",)}
 
 
@@ -42,7 +45,7 @@ def tiny_overrides(preset: str, tmp_path) -> list[str]:
     for kv in TINY.get(arch, ()):
         out += [f"model.g.{kv}", f"model.d.{kv}"]
     out += [f"model.g.{kv}" for kv in TINY_G_ONLY.get(arch, ())]
-    return out
+    return out + list(TINY_DATA.get(arch, ()))
 
 
 # -- tasks ----------------------------------------------------------------------------------------

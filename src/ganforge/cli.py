@@ -167,6 +167,36 @@ def cmd_upscale(args) -> int:
     return _translate(args, "upscale")
 
 
+def cmd_classify(args) -> int:
+    import csv
+
+    import torch
+
+    from .imagefiles import input_files, read_image
+    from .loading import load
+    g = load(args.run_dir, args.checkpoint, ema=False if args.no_ema else None)
+    g.task.require("classify")
+    files = input_files(args.inputs)
+    logits = torch.cat([g.task.classify(g, torch.stack([read_image(p, g.data_shape) for p in files[i:i + 64]]))[0]
+                        for i in range(0, len(files), 64)])
+    probs = logits.softmax(1)
+    names = g.task.class_names(g.cfg)
+    rows = [(str(p), int(k), names[int(k)] if int(k) < len(names) else str(int(k)), float(probs[i, k]))
+            for i, (p, k) in enumerate(zip(files, probs.argmax(1)))]
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["file", "class", "name", "probability"])
+            w.writerows((p, k, n, f"{q:.6f}") for p, k, n, q in rows)
+        print(f"wrote {out} ({len(rows)} images, step {g.step})")
+    else:
+        for p, k, n, q in rows:
+            print(f"{p}\t{k}\t{n}\t{q:.4f}")
+    return 0
+
+
 def cmd_synthesize(args) -> int:
     from .data import dataset
     from .synthesize import synthesize
@@ -324,6 +354,14 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--checkpoint", help="step number or checkpoint folder (default: newest)")
         s.add_argument("--no-ema", action="store_true")
         s.set_defaults(func=func)
+
+    s = sub.add_parser("classify", help="semi-supervised models: predict the classes of image files with D")
+    s.add_argument("run_dir", help="run folder (D is read from its checkpoint)")
+    s.add_argument("inputs", nargs="+", help="image files or folders")
+    s.add_argument("--out", "-o", default=None, help="write a CSV (file, class, name, probability) instead of printing")
+    s.add_argument("--checkpoint", help="step number or checkpoint folder (default: newest)")
+    s.add_argument("--no-ema", action="store_true")
+    s.set_defaults(func=cmd_classify)
 
     s = sub.add_parser("synthesize", help="a labelled synthetic dataset (ImageFolder layout) from a conditional model")
     s.add_argument("run_dir", help=_RUN_HELP)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from . import class_metrics, feature_metrics, pair_metrics, sequence_metrics  # noqa: F401  (register the metrics)
+from . import class_metrics, feature_metrics, pair_metrics, sequence_metrics, ssl_metrics  # noqa: F401  (register the metrics)
 from .context import EvalContext, cache_dir, environment, reference_features
 from .registry import METRICS, Metric, capabilities, parse_metrics, register_metric, validate_config
 

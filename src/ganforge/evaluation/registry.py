@@ -4,7 +4,7 @@ A metric is a :class:`Metric` subclass registered with ``@register_metric("name"
 ``compute(ctx)`` reads what it needs from an :class:`~.context.EvalContext` (outputs, features,
 the reference, the model) and returns ``{result key: float}``. ``needs`` names the capabilities it
 requires of the model's task (``images``, ``pairs``, ``two_way``, ``classes``, ``modes``, and what
-the task offers: ``sequences``); a metric
+the task offers: ``sequences``, ``classifier``); a metric
 that does not apply says why in one line. The CLI's metric list, ``eval --help`` and config
 validation all read this registry.
 """
@@ -59,7 +59,8 @@ def capabilities(model) -> set[str]:
 WHY = {"images": "image samples (not vectors)", "pairs": "a paired image-to-image model",
        "two_way": "a two-way (CycleGAN) model", "classes": "a class-conditional model (model.conditional=true)",
        "modes": "a run on a dataset with known modes (ring8, grid25, gauss1d, stacked-fmnist)",
-       "sequences": "a time-series model (model.arch=sequence)"}
+       "sequences": "a time-series model (model.arch=sequence)",
+       "classifier": "a semi-supervised model, whose D classifies (model.arch=sgan)"}
 
 
 def parse_metrics(spec, model=None) -> list[Metric]:

@@ -3,7 +3,8 @@
 - ``generate``: noise -> sample, with or without class labels (:mod:`.generate`);
 - ``paired``: paired image-to-image translation (pix2pix, super-resolution, deblurring);
 - ``unpaired``: unpaired translation between two domains (CycleGAN) (:mod:`.translate`);
-- ``sequence``: noise -> multivariate time series (:mod:`.sequence`).
+- ``sequence``: noise -> multivariate time series (:mod:`.sequence`);
+- ``semi``: semi-supervised classification, D is the product (:mod:`.semi`).
 
 A run's task is the one its net family serves; its dataset must serve the same task. Adding a
 task is one :class:`~.base.Task` subclass and one ``TASKS.register`` line.
@@ -15,6 +16,7 @@ from ..errors import ConfigError
 from ..registry import Registry
 from .base import Task
 from .generate import GenerateTask, validate_eval
+from .semi import SemiTask
 from .sequence import SequenceTask
 from .translate import PairedTask, UnpairedTask
 
@@ -30,6 +32,7 @@ _register("generate", GenerateTask())
 _register("paired", PairedTask())
 _register("unpaired", UnpairedTask())
 _register("sequence", SequenceTask())
+_register("semi", SemiTask())
 
 
 def task_of(arch: str) -> Task:
@@ -61,5 +64,5 @@ def loss_terms(cfg) -> dict[str, str]:
     return {**{k: TERMS.help(k) for k in TERMS.keys()}, **task_of(cfg.model.arch).own_terms}
 
 
-__all__ = ["TASKS", "Task", "GenerateTask", "PairedTask", "UnpairedTask", "SequenceTask", "task_of", "validate_config",
+__all__ = ["TASKS", "Task", "GenerateTask", "PairedTask", "UnpairedTask", "SequenceTask", "SemiTask", "task_of", "validate_config",
            "loss_terms"]

@@ -37,8 +37,6 @@ class SequenceTask(Task):
         if cfg.augment.policy:
             raise ConfigError(f"augment.policy: DiffAugment transforms images, not sequences; "
                               f"unset it (got {cfg.augment.policy!r})")
-        if cfg.model.conditional:
-            raise ConfigError("model.conditional: time-series runs are not class-conditional")
 
     def uses_labels(self, cfg) -> bool:
         return True  # y is the batch's lengths (None when every sequence has the full length)
