@@ -33,9 +33,11 @@ TINY["sagan"] = ("width=8",)
 TINY["stylegan2"] = ("channel_base=128", "channel_max=8")
 TINY["sequence"] = ("hidden=8", "layers=1")
 TINY["sgan"] = ("width=4",)
+TINY["stargan"] = ("width=4",)
 # data overrides per net family, after the shared ones (a semi-supervised run needs every class labelled)
 TINY_DATA = {"sgan": ("data.limit=100", "data.labels_per_class=1")}
 TINY_G_ONLY = {"stylegan2": ("w_dim=8", "map_depth=1"), "biggan": ("shared_dim=8",), "srgan": ("n_blocks=1",), "cyclegan": ("n_blocks=1",)}
+TINY_G_ONLY["stargan"] = ("n_blocks=1",)
 
 
 def tiny_overrides(preset: str, tmp_path) -> list[str]:

@@ -252,13 +252,13 @@ def test_sgan_family_builds_with_the_datasets_classes_and_trains():
     from ganforge.config import ModelConfig
     from ganforge.nets import NETS, build_nets
     fam = NETS.get("sgan")
-    assert fam.d_classes and not fam.conditional and fam.task == "semi"
+    assert fam.class_nets == "d" and not fam.conditional and fam.task == "semi"
     cfg = ModelConfig(arch="sgan", z_dim=4, g={"width": 4}, d={"width": 4})
     G, D, g_args, d_args = build_nets(cfg, (1, 28, 28), num_classes=5)
     assert d_args["num_classes"] == 5 and "num_classes" not in g_args
     logits, feats = D(G(torch.randn(3, 4)))
     assert logits.shape == (3, 5) and feats.shape == (3, D.feature_dim)
-    with pytest.raises(ConfigError, match="classifier D: it needs a labelled dataset"):
+    with pytest.raises(ConfigError, match="needs labelled data"):
         build_nets(cfg, (1, 28, 28), num_classes=0)
     with pytest.raises(ConfigError, match="set by the data"):
         build_nets(ModelConfig(arch="sgan", d={"num_classes": 3}), (1, 28, 28), num_classes=5)

@@ -348,8 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("inputs", nargs="+", help="image files or folders")
         s.add_argument("--out", "-o", required=True, help="output folder (outputs keep the input names, as PNG)")
         if name == "translate":
-            s.add_argument("--direction", choices=["ab", "ba"], default="ab",
-                           help="CycleGAN: A->B (default) or B->A")
+            s.add_argument("--direction", default="ab", help="CycleGAN: ab (A->B, default) or ba (B->A)")
+            s.add_argument("--to", dest="direction", help="multi-domain (StarGAN) models: the target domain, by "
+                                                          "name or index (attributes: a,b)")
         s.add_argument("--side-by-side", action="store_true", help="write input | output pairs")
         s.add_argument("--checkpoint", help="step number or checkpoint folder (default: newest)")
         s.add_argument("--no-ema", action="store_true")

@@ -122,6 +122,7 @@ class TrainedGenerator:
         """Image-to-image models: ``images`` (N, C, H, W) in [-1, 1] -> outputs in [-1, 1].
         Two-way (CycleGAN) models translate either way (``direction`` "ab" or "ba")."""
         self.task.require("translate")
+        direction = self.task.parse_direction(self, direction)
         outs = []
         for i in range(0, images.shape[0], batch_size):
             x = images[i:i + batch_size].to(self.device, torch.float32)

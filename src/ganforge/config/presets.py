@@ -159,6 +159,17 @@ PRESETS: dict[str, tuple[str, dict]] = {
          "optim": {"name": "adam", "lr_g": 1e-4, "lr_d": 1e-4, "betas": [0.9, 0.999]},
          "train": {"batch_size": 16}, "eval": {"best": ""}},
     ),
+    "stargan": (
+        "Choi et al. 2018, CPU-sized: one G to any of K domains (target as input planes, 2 residual blocks), "
+        "PatchGAN D with a domain head; WGAN-GP (10), domain classification 1, cycle reconstruction 10, "
+        "5 D steps, Adam(1e-4; 0.5, 0.999); fmnist-domains",
+        {"data": {"name": "fmnist-domains"},
+         "model": {"arch": "stargan", "z_dim": 0, "init": "default", "g": {"width": 32, "n_blocks": 2},
+                   "d": {"width": 32, "n_layers": 3}},
+         "loss": {"name": "wasserstein", "penalties": {"gp": 10.0}, "terms": {"cls": 1.0, "rec": 10.0}},
+         "optim": {"name": "adam", "lr_g": 1e-4, "lr_d": 1e-4, "betas": [0.5, 0.999]},
+         "train": {"batch_size": 16, "n_critic": 5}, "eval": {"best": ""}},
+    ),
     # -- semi-supervised --------------------------------------------------------------------------
     "sgan": (
         "Salimans et al. 2016, semi-supervised: DCGAN G, a K-class D (the K+1-th class, generated, has logit 0), "

@@ -69,6 +69,10 @@ class Task:
     def generate(self, net, z: Tensor | None, y: Tensor | None, **options) -> Tensor:
         raise UsageError(f"this is a {self.help} model: it does not generate from noise")
 
+    def parse_direction(self, model, direction):
+        """What :meth:`translate` takes for a user's direction (``--direction`` / ``--to``)."""
+        return direction
+
     def translate(self, net, x: Tensor, direction: str = "ab") -> Tensor:
         raise UsageError(f"this is a {self.help} model: it does not translate images")
 
