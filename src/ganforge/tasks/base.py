@@ -84,6 +84,10 @@ class Task:
     def default_ref(self, cfg) -> str:
         return f"{cfg.data.name}:test"
 
+    def reference_options(self, cfg, ref: str) -> dict:
+        """Extra arguments of ``load_reference`` (``image_size``, ``channels``) for reference ``ref``."""
+        return {}
+
     def metrics_for(self, model) -> str:
         """The metrics `ganforge eval` computes when none are asked for."""
         return self.default_metrics

@@ -111,6 +111,13 @@ class MultiDomainTask(Task):
         from ..data import dataset
         return f"{cfg.data.name}:{'train' if dataset(cfg.data.name).scheme else 'test'}"  # user data: its own
 
+    def reference_options(self, cfg, ref: str) -> dict:
+        """The run's own data is read at the run's image size and channels (a user's folder has none of its own)."""
+        from ..data import parse_ref
+        if parse_ref(ref)[0] == cfg.data.name:
+            return {"image_size": cfg.data.image_size, "channels": cfg.data.channels}
+        return {}
+
     def metrics_for(self, model) -> str:
         from ..data import dataset
         if dataset(model.cfg.data.name).canonical is None:
