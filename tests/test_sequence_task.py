@@ -135,6 +135,9 @@ def test_eval_errors_are_one_line(run, capsys, tmp_path):
         evaluate(m, metrics="disc_score", n=10, ref=f"npy:{tmp_path / 'other.npy'}:train")
     assert main(["translate", str(run), str(run), "-o", str(run / "t")]) == 2
     assert "serves `sample`, `eval`, not `translate`" in capsys.readouterr().err
+    assert main(["interpolate", str(run), "-o", str(tmp_path / "i")]) == 2
+    assert capsys.readouterr().err.strip() == "error: this is a time-series model: it serves `sample`, `eval`, not " \
+                                              "`interpolate`"
 
 
 def test_variable_lengths_reach_both_nets(tmp_path):

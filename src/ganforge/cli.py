@@ -124,6 +124,7 @@ def cmd_interpolate(args) -> int:
     from .interpolate import interpolation_frames, save_strip_and_gif
     from .loading import load
     g = load(args.run_dir, args.checkpoint, ema=False if args.no_ema else None)
+    g.task.require("interpolate")
     classes = None
     if args.classes:
         try:
@@ -202,6 +203,7 @@ def cmd_synthesize(args) -> int:
     from .synthesize import synthesize
     from .loading import load
     g = load(args.run_dir, args.checkpoint, ema=False if args.no_ema else None)
+    g.task.require("synthesize")
     names = list(dataset(g.cfg.data.name).classes) or None
     counts = synthesize(g, args.per_class, args.out, seed=args.seed, truncation=args.truncation, class_names=names)
     print(f"wrote {sum(counts.values())} images in {len(counts)} class folders to {args.out}/ (step {g.step})")

@@ -56,7 +56,8 @@ class NetFamily:
         """Whether its nets take class labels (a ``num_classes`` constructor argument); a family
         whose nets always take the classes (``class_nets``: a classifier D, StarGAN's domains) is not
         class-conditional in the ``model.conditional`` sense."""
-        return not self.class_nets and _accepts(self.generator, "num_classes") and _accepts(self.discriminator, "num_classes")
+        return (not self.class_nets and _accepts(self.generator, "num_classes")
+                and _accepts(self.discriminator, "num_classes"))
 
     def check_kwargs(self, g: dict, d: dict) -> None:
         for key, cls, kw, reserved in (("model.g", self.generator, g, G_RESERVED),

@@ -67,5 +67,5 @@ def loss_terms(cfg) -> dict[str, str]:
     return {**{k: TERMS.help(k) for k in TERMS.keys()}, **task_of(cfg.model.arch).own_terms}
 
 
-__all__ = ["TASKS", "Task", "GenerateTask", "PairedTask", "UnpairedTask", "SequenceTask", "SemiTask", "MultiDomainTask", "task_of", "validate_config",
-           "loss_terms"]
+__all__ = ["TASKS", "Task", "GenerateTask", "PairedTask", "UnpairedTask", "SequenceTask", "SemiTask",
+           "MultiDomainTask", "task_of", "validate_config", "loss_terms"]

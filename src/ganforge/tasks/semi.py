@@ -37,7 +37,7 @@ class SemiTask(Task):
     objective = SSLObjective
     own_terms = {"unsup": "semi-supervised GAN: weight of D's unsupervised real/fake term (1)",
                  "fm": "semi-supervised GAN: weight of G's feature matching (1; 0 = non-saturating G loss)"}
-    verbs = ("sample", "classify", "eval")
+    verbs = ("sample", "interpolate", "classify", "eval")
     default_metrics = "test_acc,linear_probe"
     offers = ("classifier",)
 
