@@ -171,3 +171,11 @@ def test_csv_series_train_and_score_against_their_training_windows(tmp_path, cap
     assert 0 <= res["results"]["discriminative_score"] <= 0.5
     with pytest.raises(Exception, match="no 'test' split"):
         load_reference(f"csv:{path}:test")
+
+
+def test_periodic_evaluation_keeps_the_best_checkpoint(tmp_path, fast_scores):
+    run = ganforge.train("seqgan", [f"out={tmp_path}", *TINY, "eval.every=3", "eval.n=30"], quiet=True)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if "eval/discriminative_score" in r]
+    assert [r["step"] for r in evals] == [3] and 0 <= evals[0]["eval/predictive_score"] < 2
+    assert (run / "checkpoints" / "best").is_dir()  # the preset keeps the best by discriminative_score

@@ -203,3 +203,26 @@ def test_folder_of_domains_trains_and_translates(tmp_path, capsys):
     assert res["results"]["domain_accuracy_real"] == 1.0  # bright vs dark: trivially separable
     with pytest.raises(EvalError, match="needs a multi-domain model trained on data whose content is known"):
         evaluate(m, n=12, metrics="content_acc")
+
+
+def test_attribute_file_trains_and_translates_to_several(tmp_path):
+    from torchvision.utils import save_image
+    g = torch.Generator().manual_seed(0)
+    (tmp_path / "img").mkdir()
+    rows = ["file,bright,striped"]
+    for i in range(8):
+        bright, striped = i % 2, (i // 2) % 2
+        x = torch.rand(1, 16, 16, generator=g) * 0.2 + 0.7 * bright
+        x[:, ::4] += 0.3 * striped
+        save_image(x.clamp(0, 1), str(tmp_path / "img" / f"{i}.png"))
+        rows.append(f"img/{i}.png,{bright},{striped}")
+    (tmp_path / "attrs.csv").write_text("\n".join(rows))
+    run = ganforge.train("stargan", [f"out={tmp_path}", f"data.name=multidomain:{tmp_path / 'attrs.csv'}",
+                                     "data.image_size=16", "model.d.n_layers=2", *TINY], quiet=True)
+    m = ganforge.load(run)
+    assert m.task.domain_names(m.cfg) == ("bright", "striped") and m.task.metrics_for(m) == "domain_acc,fid"
+    x = load_reference(f"multidomain:{tmp_path / 'attrs.csv'}:train", image_size=16).images.float() / 127.5 - 1
+    with torch.no_grad():
+        assert torch.allclose(m.translate(x, direction="bright,striped"), m.net(x, torch.ones(8, 2)))
+    res = evaluate(m, n=8, metrics=m.task.metrics_for(m))["results"]
+    assert 0 <= res["domain_accuracy"] <= 1 and res["fid"] > 0

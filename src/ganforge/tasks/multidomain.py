@@ -119,10 +119,15 @@ class MultiDomainTask(Task):
         return {}
 
     def metrics_for(self, model) -> str:
-        from ..data import dataset
-        if dataset(model.cfg.data.name).canonical is None:
-            return "domain_acc,fid_domains"
-        return self.default_metrics
+        from pathlib import Path
+
+        from ..data import dataset, parse_name
+        entry = dataset(model.cfg.data.name)
+        if entry.canonical is not None:
+            return self.default_metrics
+        if entry.scheme and Path(parse_name(model.cfg.data.name)[1]).expanduser().is_file():
+            return "domain_acc,fid"  # an attribute file: no single target domain per image to split FID by
+        return "domain_acc,fid_domains"
 
     def translations(self, ctx) -> dict:
         """The first ``ctx.n`` reference images translated to random target domains (seed
