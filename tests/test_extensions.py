@@ -31,7 +31,13 @@ TINY = {"mlp": ("hidden=16",), "dcgan": ("width=8",), "resnet": ("width=8",), "b
         "pix2pix": ("width=8",), "cyclegan": ("width=8",), "srgan": ("width=8",)}
 TINY["sagan"] = ("width=8",)
 TINY["stylegan2"] = ("channel_base=128", "channel_max=8")
+TINY["sequence"] = ("hidden=8", "layers=1")
+TINY["sgan"] = ("width=4",)
+TINY["stargan"] = ("width=4",)
+# data overrides per net family, after the shared ones (a semi-supervised run needs every class labelled)
+TINY_DATA = {"sgan": ("data.limit=100", "data.labels_per_class=1")}
 TINY_G_ONLY = {"stylegan2": ("w_dim=8", "map_depth=1"), "biggan": ("shared_dim=8",), "srgan": ("n_blocks=1",), "cyclegan": ("n_blocks=1",)}
+TINY_G_ONLY["stargan"] = ("n_blocks=1",)
 
 
 def tiny_overrides(preset: str, tmp_path) -> list[str]:
@@ -41,7 +47,7 @@ def tiny_overrides(preset: str, tmp_path) -> list[str]:
     for kv in TINY.get(arch, ()):
         out += [f"model.g.{kv}", f"model.d.{kv}"]
     out += [f"model.g.{kv}" for kv in TINY_G_ONLY.get(arch, ())]
-    return out
+    return out + list(TINY_DATA.get(arch, ()))
 
 
 # -- tasks ----------------------------------------------------------------------------------------
@@ -105,7 +111,11 @@ class DatasetChecks:
             assert (t is None and u is None) or torch.equal(t, u)
         if entry.split is not None:
             split = entry.split(self.name, "test", limit=8)
-            assert split.images.dtype == torch.uint8 and split.images.dim() == 4 and len(split.images) <= 8
+            assert len(split.images) <= 8
+            if len(src.shape) == 3:  # images: uint8, as the feature extractors take them
+                assert split.images.dtype == torch.uint8 and split.images.dim() == 4
+            else:  # vectors / sequences: the samples' own values and shape
+                assert split.images.is_floating_point() and split.images.shape[1:] == src.shape
 
 
 # -- metrics --------------------------------------------------------------------------------------

@@ -90,7 +90,7 @@ def test_source_resume_is_exact():
     g = torch.Generator().manual_seed(1)
     data = torch.randint(0, 256, (30, 1, 8, 8), generator=g, dtype=torch.uint8)
     src = MultiDomainSource(data, torch.arange(30) % 4, domain_names=DOMAINS, seed=3)
-    assert src.kind == "multidomain" and src.num_classes == 4 and not src.multi_label
+    assert src.num_classes == 4 and not src.multi_label
     for _ in range(5):
         src.next(7)
     buf = io.BytesIO()

@@ -63,7 +63,7 @@ def test_variable_length_sines_are_zero_padded():
 
 def test_source_batches_and_exact_resume():
     src = sines_source(50, seed=2, length=T, features=F, min_length=3)
-    assert src.kind == "sequence" and src.shape == (T, F) and "sines: 50" in src.description
+    assert src.shape == (T, F) and "sines: 50" in src.description
     x, lengths = src.next(8)
     assert x.shape == (8, T, F) and lengths.shape == (8,) and lengths.dtype == torch.int64
     for _ in range(6):  # cross an epoch boundary (50 samples)
@@ -236,18 +236,18 @@ def test_safetensors_round_trip_and_seeded_init(arch, cell, tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(G.state_dict().values(), G3.state_dict().values()))
 
 
-def test_family_builds_through_build_nets(monkeypatch):
-    """What registering ``NetFamily(SequenceGenerator, SequenceDiscriminator, kinds=("sequence",))``
-    gives: model.g / model.d are checked against the constructors, data shape (T, F) reaches them."""
-    monkeypatch.setitem(NETS._items, "sequence-test", NetFamily(SequenceGenerator, SequenceDiscriminator,
-                                                                kinds=("sequence",)))
-    cfg = ModelConfig(arch="sequence-test", z_dim=Z, g={"arch": "conv", "hidden": 8}, d={"hidden": 8})
-    G, D, g_args, _ = build_nets(cfg, (T, F), kind="sequence")
+def test_family_builds_through_build_nets():
+    """The registered family: model.g / model.d are checked against the constructors, the data
+    shape (T, F) reaches them, and it serves the sequence task on any (non-image) data."""
+    fam = NETS.get("sequence")
+    assert fam == NetFamily(SequenceGenerator, SequenceDiscriminator, task="sequence") and not fam.images_only
+    cfg = ModelConfig(arch="sequence", z_dim=Z, g={"arch": "conv", "hidden": 8}, d={"hidden": 8})
+    G, D, g_args, _ = build_nets(cfg, (T, F))
     assert G(torch.randn(2, Z)).shape == (2, T, F) and g_args["out_shape"] == [T, F]
     with pytest.raises(ConfigError, match="cell"):
-        build_nets(ModelConfig(arch="sequence-test", g={"cel": "gru"}), (T, F), kind="sequence")
+        build_nets(ModelConfig(arch="sequence", g={"cel": "gru"}), (T, F))
     with pytest.raises(ConfigError, match="unknown sequence arch"):
-        build_nets(ModelConfig(arch="sequence-test", g={"arch": "wavenet"}), (T, F), kind="sequence")
+        build_nets(ModelConfig(arch="sequence", g={"arch": "wavenet"}), (T, F))
 
 
 # -- TimeGAN scores ------------------------------------------------------------------------------

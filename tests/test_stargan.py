@@ -173,15 +173,19 @@ def test_every_init_builds_finite_nets(init):
     assert torch.isfinite(adv).all() and torch.isfinite(cls).all()
 
 
-def test_family_builds_through_build_nets(monkeypatch):
-    """What registering ``NetFamily(StarGenerator, StarDiscriminator, kinds=("multidomain",))``
-    gives: the data's domain count reaches both nets as num_classes (model.conditional=true)."""
+def test_family_builds_through_build_nets():
+    """The registered family: the data's domain count reaches both nets as num_classes (it is set
+    by the data, not by hand, and the family is not class-conditional in the model.conditional sense)."""
     from ganforge.config import ConfigError, ModelConfig
     from ganforge.nets import NETS, NetFamily, build_nets
-    monkeypatch.setitem(NETS._items, "stargan-test", NetFamily(StarGenerator, StarDiscriminator, kinds=("multidomain",)))
-    cfg = ModelConfig(arch="stargan-test", conditional=True, g={"width": 8, "n_blocks": 1}, d={"width": 8})
-    G, D, g_args, d_args = build_nets(cfg, (1, 28, 28), num_classes=3, kind="multidomain")
+    fam = NETS.get("stargan")
+    assert fam == NetFamily(StarGenerator, StarDiscriminator, task="multidomain", images_only=True, class_nets="gd")
+    assert not fam.conditional
+    cfg = ModelConfig(arch="stargan", z_dim=0, g={"width": 8, "n_blocks": 1}, d={"width": 8})
+    G, D, g_args, d_args = build_nets(cfg, (1, 28, 28), num_classes=3)
     assert g_args["num_classes"] == d_args["num_classes"] == 3
     assert D(G(images(2, (1, 28, 28)), torch.tensor([0, 2])))[1].shape == (2, 3)
     with pytest.raises(ConfigError, match="num_classes"):
-        build_nets(ModelConfig(arch="stargan-test", g={"num_classes": 3}), (1, 28, 28), kind="multidomain")
+        build_nets(ModelConfig(arch="stargan", g={"num_classes": 3}), (1, 28, 28), num_classes=3)
+    with pytest.raises(ConfigError, match="needs labelled data"):
+        build_nets(cfg, (1, 28, 28), num_classes=0)

@@ -77,7 +77,7 @@ def write_sample(g, run: Path, dest: Path, *, seed: int = 0) -> str | None:
     Image-to-image models: the run's newest before/after grid (they need real inputs)."""
     import torch
 
-    from .viz import save_grid, save_samples
+    from .viz import save_grid
     if g.task.takes_images:
         grids = sorted((run / SAMPLES).glob("*.png"))
         if not grids:
@@ -94,7 +94,7 @@ def write_sample(g, run: Path, dest: Path, *, seed: int = 0) -> str | None:
     if x.dim() == 4:
         save_grid(x, dest, nrow=nrow)
     else:
-        save_samples(x, dest)
+        g.task.save_samples(x, dest)  # vectors: a scatter plot; sequences: line plots
     return f"{what}, seed {seed}, from these weights"
 
 

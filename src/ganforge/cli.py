@@ -90,7 +90,7 @@ def cmd_sample(args) -> int:
 
     from .errors import UsageError
     from .loading import load
-    from .viz import save_grid, save_samples
+    from .viz import save_grid
     g = load(args.run_dir, args.checkpoint, ema=False if args.no_ema else None)
     if args.class_ is not None and not g.conditional:
         raise UsageError("--class needs a class-conditional model (the run had model.conditional=false)")
@@ -120,7 +120,7 @@ def cmd_sample(args) -> int:
     if x.dim() == 4:
         save_grid(x, out, nrow=nrow)
     else:
-        save_samples(x, out)
+        g.task.save_samples(x, out)
     print(f"wrote {out} ({len(x)} samples, step {g.step}{', EMA' if g.ema else ''}, seed {args.seed})")
     return 0
 
@@ -130,6 +130,7 @@ def cmd_interpolate(args) -> int:
     from .interpolate import interpolation_frames, save_strip_and_gif
     from .loading import load
     g = load(args.run_dir, args.checkpoint, ema=False if args.no_ema else None)
+    g.task.require("interpolate")
     classes = None
     if args.classes:
         try:
@@ -175,11 +176,42 @@ def cmd_upscale(args) -> int:
     return _translate(args, "upscale")
 
 
+def cmd_classify(args) -> int:
+    import csv
+
+    import torch
+
+    from .imagefiles import input_files, read_image
+    from .loading import load
+    g = load(args.run_dir, args.checkpoint, ema=False if args.no_ema else None)
+    g.task.require("classify")
+    files = input_files(args.inputs)
+    logits = torch.cat([g.task.classify(g, torch.stack([read_image(p, g.data_shape) for p in files[i:i + 64]]))[0]
+                        for i in range(0, len(files), 64)])
+    probs = logits.softmax(1)
+    names = g.task.class_names(g.cfg)
+    rows = [(str(p), int(k), names[int(k)] if int(k) < len(names) else str(int(k)), float(probs[i, k]))
+            for i, (p, k) in enumerate(zip(files, probs.argmax(1)))]
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["file", "class", "name", "probability"])
+            w.writerows((p, k, n, f"{q:.6f}") for p, k, n, q in rows)
+        print(f"wrote {out} ({len(rows)} images, step {g.step})")
+    else:
+        for p, k, n, q in rows:
+            print(f"{p}\t{k}\t{n}\t{q:.4f}")
+    return 0
+
+
 def cmd_synthesize(args) -> int:
     from .data import dataset
     from .synthesize import synthesize
     from .loading import load
     g = load(args.run_dir, args.checkpoint, ema=False if args.no_ema else None)
+    g.task.require("synthesize")
     names = list(dataset(g.cfg.data.name).classes) or None
     counts = synthesize(g, args.per_class, args.out, seed=args.seed, truncation=args.truncation, class_names=names)
     print(f"wrote {sum(counts.values())} images in {len(counts)} class folders to {args.out}/ (step {g.step})")
@@ -332,12 +364,21 @@ def build_parser() -> argparse.ArgumentParser:
                        help="output folder: outputs keep their paths relative to the input folder (or to the "
                             "inputs' common folder), as PNG: x.png -> x.png, x.jpg -> x.jpg.png")
         if name == "translate":
-            s.add_argument("--direction", choices=["ab", "ba"], default="ab",
-                           help="CycleGAN: A->B (default) or B->A")
+            s.add_argument("--direction", default="ab", help="CycleGAN: ab (A->B, default) or ba (B->A)")
+            s.add_argument("--to", dest="direction", help="multi-domain (StarGAN) models: the target domain, by "
+                                                          "name or index (attributes: a,b)")
         s.add_argument("--side-by-side", action="store_true", help="write input | output pairs")
         s.add_argument("--checkpoint", help="step number or checkpoint folder (default: newest)")
         s.add_argument("--no-ema", action="store_true")
         s.set_defaults(func=func)
+
+    s = sub.add_parser("classify", help="semi-supervised models: predict the classes of image files with D")
+    s.add_argument("run_dir", help="run folder (D is read from its checkpoint)")
+    s.add_argument("inputs", nargs="+", help="image files or folders")
+    s.add_argument("--out", "-o", default=None, help="write a CSV (file, class, name, probability) instead of printing")
+    s.add_argument("--checkpoint", help="step number or checkpoint folder (default: newest)")
+    s.add_argument("--no-ema", action="store_true")
+    s.set_defaults(func=cmd_classify)
 
     s = sub.add_parser("synthesize", help="a labelled synthetic dataset (ImageFolder layout) from a conditional model")
     s.add_argument("run_dir", help=_RUN_HELP)

@@ -8,7 +8,6 @@ from pathlib import Path
 import torch
 
 from .rundir import SAMPLES
-from .viz import save_samples
 
 PREVIEW_SEED_OFFSET = 12345  # the fixed inputs are drawn with cfg.seed + this
 
@@ -30,7 +29,7 @@ def write_samples(state, run_dir: Path, fixed: dict, name: str) -> Path:
         net.train(was_training)
     path = Path(run_dir) / SAMPLES / f"{name}.png"
     path.parent.mkdir(exist_ok=True)
-    save_samples(x.cpu(), path, real, nrow=nrow)
+    state.task.save_samples(x.cpu(), path, real, nrow=nrow)
     return path
 
 

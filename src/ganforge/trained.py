@@ -30,7 +30,8 @@ class TrainedGenerator:
     """
 
     def __init__(self, net: torch.nn.Module, cfg: Config, *, args: dict, step: int = 0,
-                 checkpoint: Path | None = None, ema: bool = False, device="cpu", num_classes: int = 0):
+                 checkpoint: Path | None = None, ema: bool = False, device="cpu", num_classes: int = 0,
+                 discriminator: torch.nn.Module | None = None):
         self.net = net.eval()
         self.cfg = cfg
         self.task = task_of(cfg.model.arch)
@@ -40,6 +41,7 @@ class TrainedGenerator:
         self.z_dim = cfg.model.z_dim
         self.num_classes = int(num_classes) if cfg.model.conditional else 0
         self.data_shape = tuple(args["out_shape"])  # per-sample shape of G's outputs
+        self.discriminator = discriminator  # D, for tasks whose product is D (semi-supervised); else loaded on demand
 
     @property
     def conditional(self) -> bool:
@@ -125,6 +127,7 @@ class TrainedGenerator:
         """Image-to-image models: ``images`` (N, C, H, W) in [-1, 1] -> outputs in [-1, 1].
         Two-way (CycleGAN) models translate either way (``direction`` "ab" or "ba")."""
         self.task.require("translate")
+        direction = self.task.parse_direction(self, direction)
         outs = []
         for i in range(0, images.shape[0], batch_size):
             x = images[i:i + batch_size].to(self.device, torch.float32)

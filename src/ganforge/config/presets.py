@@ -159,6 +159,51 @@ PRESETS: dict[str, tuple[str, dict]] = {
          "optim": {"name": "adam", "lr_g": 1e-4, "lr_d": 1e-4, "betas": [0.9, 0.999]},
          "train": {"batch_size": 16}, "eval": {"best": ""}},
     ),
+    "stargan": (
+        "Choi et al. 2018, CPU-sized: one G to any of K domains (target as input planes, 2 residual blocks), "
+        "PatchGAN D with a domain head; WGAN-GP (10), domain classification 1, cycle reconstruction 10, "
+        "5 D steps, Adam(1e-4; 0.5, 0.999); fmnist-domains",
+        {"data": {"name": "fmnist-domains"},
+         "model": {"arch": "stargan", "z_dim": 0, "init": "default", "g": {"width": 32, "n_blocks": 2},
+                   "d": {"width": 32, "n_layers": 3}},
+         "loss": {"name": "wasserstein", "penalties": {"gp": 10.0}, "terms": {"cls": 1.0, "rec": 10.0}},
+         "optim": {"name": "adam", "lr_g": 1e-4, "lr_d": 1e-4, "betas": [0.5, 0.999]},
+         "train": {"batch_size": 16, "n_critic": 5}, "eval": {"best": ""}},
+    ),
+    # -- semi-supervised --------------------------------------------------------------------------
+    "sgan": (
+        "Salimans et al. 2016, semi-supervised: DCGAN G, a K-class D (the K+1-th class, generated, has logit 0), "
+        "supervised cross-entropy on 10 labels per class + unsupervised real/fake term, feature matching for G, "
+        "Adam(3e-4; 0.5, 0.999); Fashion-MNIST",
+        {"data": {"name": "semi:fashion-mnist", "labels_per_class": 10},
+         "model": {"arch": "sgan", "init": "normal", "init_gain": 0.02},
+         "loss": {"name": "ns", "terms": {"unsup": 1.0, "fm": 1.0}},
+         "optim": {"name": "adam", "lr_g": 3e-4, "lr_d": 3e-4, "betas": [0.5, 0.999]},
+         "train": {"batch_size": 64}, "eval": {"metrics": "test_acc,linear_probe", "best": ""}},
+    ),
+    # -- time series ------------------------------------------------------------------------------
+    "seqgan": (
+        "a recurrent GAN on time series (RCGAN-style, Esteban et al. 2017) with TimeGAN's GRU sizes (3 layers of "
+        "24), bidirectional D, non-saturating loss, Adam 1e-3; TimeGAN's sines; scored by its two scores",
+        {"data": {"name": "sines"},
+         "model": {"arch": "sequence", "z_dim": 16, "init": "default",
+                   "g": {"arch": "rnn", "cell": "gru", "hidden": 24, "layers": 3},
+                   "d": {"arch": "rnn", "cell": "gru", "hidden": 24, "layers": 3}},
+         "loss": {"name": "ns"}, "optim": {"name": "adam", "lr_g": 1e-3, "lr_d": 1e-3, "betas": [0.9, 0.999]},
+         "train": {"batch_size": 128},
+         "eval": {"metrics": "disc_score,pred_score", "best": "discriminative_score", "n": 2000}},
+    ),
+    "seqgan-conv": (
+        "a convolutional GAN on time series: residual 1-D convs (kernel 5) over a learned position embedding in "
+        "G and D, hinge loss, Adam(2e-4; 0.5, 0.999); TimeGAN's sines",
+        {"data": {"name": "sines"},
+         "model": {"arch": "sequence", "z_dim": 16, "init": "default",
+                   "g": {"arch": "conv", "hidden": 32, "layers": 2, "kernel": 5},
+                   "d": {"arch": "conv", "hidden": 32, "layers": 2, "kernel": 5}},
+         "loss": {"name": "hinge"}, "optim": {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]},
+         "train": {"batch_size": 64},
+         "eval": {"metrics": "disc_score,pred_score", "best": "discriminative_score", "n": 2000}},
+    ),
 }
 
 DEFAULT_PRESET = "dcgan"

@@ -45,6 +45,12 @@ def check_values(cfg: Config) -> Config:
     if d.channels not in (0, 1, 3):
         raise ConfigError(f"data.channels: must be 0 (dataset's own), 1 or 3, got {d.channels}")
     positive("data.limit", d.limit, allow_zero=True)
+    positive("data.labels_per_class", d.labels_per_class)
+    positive("data.length", d.length, allow_zero=True)
+    positive("data.features", d.features)
+    positive("data.stride", d.stride)
+    if not 0 <= d.min_length <= max(d.length, 1):
+        raise ConfigError(f"data.min_length: must be in [0, data.length={d.length}], got {d.min_length}")
 
     m = cfg.model
     choice("model.latent", m.latent, LATENTS)

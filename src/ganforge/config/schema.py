@@ -39,6 +39,12 @@ class DataConfig:
     channels: int = 0  # 1 (grayscale) or 3 (RGB); 0 = the dataset's own
     limit: int = 0  # use only the first N training samples; 0 = all
     download: bool = True  # allow torchvision to download when the files are missing
+    labels_per_class: int = 10  # semi:NAME: labelled samples kept per class (Salimans et al.: 10 on MNIST)
+    # time series (sines, csv:PATH, npy:PATH)
+    length: int = 24  # steps T per sequence (sines; csv:FILE window length; csv:FOLDER: 0 = the longest file)
+    features: int = 5  # sines: features F per sequence
+    min_length: int = 0  # sines: > 0 draws variable lengths from {min_length, ..., length}
+    stride: int = 1  # csv:FILE: rows between the starts of consecutive windows
 
 
 @dataclass

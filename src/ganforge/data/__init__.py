@@ -8,7 +8,8 @@ the task it serves, and its held-out split for evaluation.
 from __future__ import annotations
 
 from ..errors import DataError
-from . import images, pair_folders, pairs, stacked, toy  # noqa: F401  (each registers its datasets)
+# each module registers its datasets
+from . import images, labelled, multidomain, pair_folders, pairs, sequences, stacked, toy  # noqa: F401
 from .base import DataSource, InMemorySource
 from .registry import (DATASETS, Dataset, Split, build_dataset, dataset, load_reference, parse_name, parse_ref,
                        references, validate_config)

@@ -37,4 +37,84 @@ def labels_per_class(labels: Tensor, n: int, *, seed: int = 0, num_classes: int 
     return torch.sort(torch.cat(chosen)).values
 
 
-__all__ = ["labels_per_class"]
+
+
+
+# -- the semi-supervised data source ------------------------------------------------------------
+
+class SemiSupervisedSource:
+    """A labelled dataset seen as a semi-supervised one: every sample unlabelled, and the labels of
+    ``labels_per_class`` samples per class (chosen with ``seed``).
+
+    ``next(n) -> (x (n, ...), x_labelled (n, ...), y_labelled (n,))``: ``n`` samples of the whole
+    set (labels withheld) and ``n`` of the labelled subset, each stream visited in epochs of its own
+    seeded permutation. Both positions are in :meth:`state_dict`, so resume continues both exactly.
+    """
+
+    def __init__(self, inner, labels_per_class_: int, *, seed: int = 0):
+        from .base import InMemorySource
+        if not isinstance(inner, InMemorySource) or inner.labels is None or inner.num_classes < 2:
+            raise DataError("semi-supervised training needs a labelled dataset held in memory "
+                            "(e.g. semi:fashion-mnist, semi:mnist, semi:cifar10)")
+        self.unlabelled = inner
+        self.index = labels_per_class(inner.labels, labels_per_class_, seed=seed, num_classes=inner.num_classes)
+        self.labelled = InMemorySource(inner.data[self.index], inner.labels[self.index], seed=seed + 1,
+                                       num_classes=inner.num_classes)
+        self.shape, self.num_classes, self.cond_shape = inner.shape, inner.num_classes, None
+        self.description = (f"{inner.description}; semi-supervised: {len(self.index)} labelled "
+                            f"({labels_per_class_} per class), all {len(inner)} as unlabelled")
+
+    def next(self, n: int):
+        x, _ = self.unlabelled.next(n)
+        x_l, y_l = self.labelled.next(n)
+        return x, x_l, y_l
+
+    def preview(self, n: int):
+        return self.unlabelled.preview(n)
+
+    def state_dict(self) -> dict:
+        return {"unlabelled": self.unlabelled.state_dict(), "labelled": self.labelled.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.unlabelled.load_state_dict(state["unlabelled"])
+        self.labelled.load_state_dict(state["labelled"])
+
+
+def _inner(name: str):
+    from .registry import DATASETS, parse_name
+    key, path = parse_name(name)
+    if key not in DATASETS:
+        from ..registry import did_you_mean
+        raise DataError(f"semi:{name}: unknown dataset '{name}'{did_you_mean(name, DATASETS.keys())}")
+    entry = DATASETS.get(key)
+    if not entry.classes:
+        raise DataError(f"semi:{name}: needs a labelled image dataset with classes (e.g. fashion-mnist)")
+    return entry, path
+
+
+def _build(cfg, path: str):
+    import copy
+    entry, inner_path = _inner(path)
+    inner_cfg = copy.deepcopy(cfg)
+    inner_cfg.data.name = path  # the wrapped dataset reads its own name
+    return SemiSupervisedSource(entry.build(inner_cfg, inner_path), cfg.data.labels_per_class, seed=cfg.seed)
+
+
+def _split(path: str, split: str, **kw):
+    entry, inner_path = _inner(path)
+    if entry.split is None:
+        raise DataError(f"semi:{path}: '{path}' has no held-out split")
+    return entry.split(inner_path or path, split, **kw)
+
+
+def _register() -> None:
+    from .registry import DATASETS, Dataset
+    DATASETS.register("semi")(Dataset(
+        build=_build, task="semi", scheme=True, split=_split,
+        help="semi:NAME: a labelled dataset (e.g. semi:fashion-mnist) with the labels of only "
+             "data.labels_per_class samples per class; every sample also unlabelled"))
+
+
+_register()
+
+__all__ = ["SemiSupervisedSource", "labels_per_class"]

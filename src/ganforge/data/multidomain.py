@@ -41,6 +41,7 @@ import torch
 from torch import Tensor
 
 from .base import DataError, InMemorySource
+from .registry import DATASETS, Dataset, Split
 
 DOMAINS = ("original", "inverted", "rotated", "flipped")
 ATTRIBUTES = ("inverted", "rotated", "flipped")
@@ -88,12 +89,9 @@ class MultiDomainSource(InMemorySource):
     image) or (n, K) float (multi-hot attributes). ``domain_names`` names them; ``content`` (N,)
     holds the garment classes of fmnist-domains (None for user data)."""
 
-    kind = "multidomain"
-
     def __init__(self, data: Tensor, domains: Tensor, *, domain_names: tuple[str, ...], seed: int = 0,
                  content: Tensor | None = None, description: str = ""):
         super().__init__(data, domains, seed=seed, num_classes=len(domain_names), description=description)
-        self.kind = "multidomain"
         self.domain_names = tuple(domain_names)
         self.multi_label = domains.is_floating_point()
         self.content = content
@@ -219,5 +217,54 @@ def multidomain_source(path: str | Path, *, size: int = 64, channels: int = 0, s
     return MultiDomainSource(data, labels, domain_names=names, seed=seed, description=desc)
 
 
-__all__ = ["ATTRIBUTES", "DOMAINS", "MultiDomainSource", "domain_attributes", "fmnist_domains",
+# -- registration ------------------------------------------------------------------------------
+
+SPLIT_SEEDS = {"train": 0, "test": 1}  # the domains of the registered splits (runs draw theirs with data.seed)
+
+
+def _fmnist_split(name: str, split: str, *, root=None, limit: int = 0, download: bool = False, **_) -> Split:
+    """fmnist-domains' ``split``: shown images uint8, domains (N,), content = the garment classes."""
+    from .images import load_split
+    if split not in SPLIT_SEEDS:
+        raise DataError(f"fmnist-domains has the splits train and test, not '{split}'")
+    images, labels = load_split("fashion-mnist", split, root=root, limit=limit, download=download)
+    x, y, content = fmnist_domains(images, labels, seed=SPLIT_SEEDS[split])
+    return Split(x, y, None, content)
+
+
+def _folder_split(path: str, split: str, *, image_size: int = 0, channels: int = 0, limit: int = 0, **_) -> Split:
+    """A user's multi-domain images have no held-out part: ``train`` is all of them."""
+    if split != "train":
+        raise DataError(f"multidomain:PATH data has no '{split}' split; compare with its training data "
+                        f"(multidomain:PATH:train)")
+    src = multidomain_source(path, size=image_size or DEFAULT_SIZE, channels=channels, limit=limit)
+    return Split(src.data, src.labels)
+
+
+def domain_names(path: str) -> tuple[str, ...]:
+    """The domain (or attribute) names of ``multidomain:PATH`` data, without decoding its images."""
+    from .images import list_image_files
+    root = Path(path).expanduser()
+    if root.is_dir():
+        return tuple(d.name for d in sorted(root.iterdir()) if d.is_dir() and list_image_files(d))
+    if root.is_file():
+        return tuple(_read_attribute_file(root)[0])
+    raise DataError(f"multi-domain data not found: {root}")
+
+
+DEFAULT_SIZE = 64  # multidomain:PATH images are resized to data.image_size, or this
+
+DATASETS.register("fmnist-domains")(Dataset(
+    build=lambda cfg, path: fmnist_domains_source(cfg), task="multidomain", split=_fmnist_split, classes=DOMAINS,
+    canonical=from_domain,
+    help="Fashion-MNIST shown in 4 domains (original, inverted, rotated 90, flipped upside down), one drawn per "
+         "image; content = the garment class"))
+DATASETS.register("multidomain")(Dataset(
+    build=lambda cfg, path: multidomain_source(path, size=cfg.data.image_size or DEFAULT_SIZE,
+                                               channels=cfg.data.channels, seed=cfg.seed, limit=cfg.data.limit),
+    task="multidomain", scheme=True, split=_folder_split,
+    help="multidomain:PATH: one sub-folder of images per domain, or a CelebA-style / CSV attribute file"))
+
+
+__all__ = ["ATTRIBUTES", "domain_names", "DOMAINS", "MultiDomainSource", "domain_attributes", "fmnist_domains",
            "fmnist_domains_source", "from_domain", "multidomain_source", "to_domain"]

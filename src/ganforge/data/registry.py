@@ -21,12 +21,15 @@ from ..registry import Registry, did_you_mean
 
 
 class Split(NamedTuple):
-    """A held-out split: ``images`` uint8 (N, C, H, W) (the targets of image-to-image data),
-    ``labels`` int64 (N,) or None, ``inputs`` uint8 (N', C', H', W') or None (image-to-image)."""
+    """A held-out split: ``images`` uint8 (N, C, H, W) (the targets of image-to-image data) or the
+    samples of non-image data (float sequences (N, T, F)), ``labels`` int64 (N,) or None (classes,
+    domains (N,) or attributes (N, K) float, sequence lengths), ``inputs`` uint8 (N', C', H', W') or
+    None (image-to-image), ``content`` (N,) int64 or None: the classes of multi-domain images."""
 
     images: Tensor
     labels: Tensor | None = None
     inputs: Tensor | None = None
+    content: Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,10 @@ class Dataset:
     split: Callable | None = None
     classes: tuple = ()  # class names, when the labels are classes
     modes: Callable | None = None  # modes(sample_fn(k, seed), n, seed) -> mode-coverage results
+    # multi-domain data: canonical(images, domains) -> the images in the view whose content classes
+    # Split.content gives and the content classifier knows; None: content is not measurable
+    canonical: Callable | None = None
+    content_features: str = "fmnist"  # the feature extractor whose classifier judges content
 
     @property
     def num_classes(self) -> int:

@@ -38,10 +38,12 @@ import torch
 from torch import Tensor
 
 from .base import DataError, InMemorySource
+from .registry import DATASETS, Dataset, Split
 
 SINE_LENGTH = 24  # TimeGAN's sequence length
 SINE_FEATURES = 5  # TimeGAN's feature count
 SINE_COUNT = 10000  # TimeGAN's number of sequences
+SINE_SEEDS = {"train": 0, "test": 1}  # the registered sines: the same data in every run, a test set apart
 
 
 @dataclass(frozen=True)
@@ -90,8 +92,6 @@ class SequenceSource(InMemorySource):
     ``data_min`` / ``data_max`` (F,) record the scaling of user data (None for the sines).
     """
 
-    kind = "sequence"
-
     def __init__(self, data: Tensor, lengths: Tensor | None = None, *, seed: int = 0, description: str = "",
                  data_min: Tensor | None = None, data_max: Tensor | None = None):
         if data.dim() != 3 or not data.is_floating_point():
@@ -102,7 +102,6 @@ class SequenceSource(InMemorySource):
                 raise DataError(f"sequence lengths must be (N,) in [1, {data.shape[1]}]")
             data = data * length_mask(lengths, data.shape[1])[:, :, None].to(data.dtype)
         super().__init__(data.float(), lengths, seed=seed, description=description)
-        self.kind = "sequence"
         self.data_min, self.data_max = data_min, data_max
 
     @property
@@ -245,5 +244,78 @@ def sequence_source(spec: str, *, length: int = SINE_LENGTH, stride: int = 1, se
     raise DataError(f"not a sequence data spec: {spec!r} (use csv:PATH or npy:PATH)")
 
 
+# -- registration ------------------------------------------------------------------------------
+
+def sequence_options(cfg) -> dict:
+    """The data options that shape a config's sequences (passed to the split functions)."""
+    d = cfg.data
+    return {"length": d.length, "features": d.features, "min_length": d.min_length, "stride": d.stride}
+
+
+def _sines_split(name: str, split: str, *, limit: int = 0, length: int = SINE_LENGTH,
+                 features: int = SINE_FEATURES, min_length: int = 0, **_) -> Split:
+    """The registered sines' ``split`` (train: seed 0, test: seed 1) as ``Split(images=(N, T, F) float,
+    labels=lengths or None)``; ``limit`` sequences (default 10000)."""
+    if split not in SINE_SEEDS:
+        raise DataError(f"sines has the splits {', '.join(SINE_SEEDS)}, not '{split}'")
+    try:
+        b = sines(limit or SINE_COUNT, length=length, features=features, seed=SINE_SEEDS[split],
+                  min_length=min_length)
+    except ValueError as e:
+        raise DataError(f"sines: {e}") from None
+    return Split(b.data, b.lengths)
+
+
+def _sines_build(cfg, path: str = "") -> SequenceSource:
+    sp = _sines_split("sines", "train", limit=cfg.data.limit, **sequence_options(cfg))
+    var = f", lengths {cfg.data.min_length}..{cfg.data.length}" if sp.labels is not None else ""
+    return SequenceSource(sp.images, sp.labels, seed=cfg.seed,
+                          description=f"sines: {len(sp.images)} sequences x {sp.images.shape[1]} steps x "
+                                      f"{sp.images.shape[2]} features in [-1, 1]{var}")
+
+
+def _limited(src: SequenceSource, limit: int, seed: int = 0) -> SequenceSource:
+    """The first ``limit`` sequences (all for 0), scaled as the whole file(s) were."""
+    if not limit or limit >= len(src):
+        return src
+    lengths = None if src.lengths is None else src.lengths[:limit]
+    return SequenceSource(src.data[:limit], lengths, seed=seed, description=f"{src.description}, first {limit}",
+                          data_min=src.data_min, data_max=src.data_max)
+
+
+def _file_build(scheme: str):
+    def build(cfg, path: str) -> SequenceSource:
+        d = cfg.data
+        src = sequence_source(f"{scheme}:{path}", length=d.length, stride=d.stride, seed=cfg.seed)
+        return _limited(src, d.limit, cfg.seed)
+    return build
+
+
+def _file_split(scheme: str):
+    def split_fn(path: str, split: str, *, limit: int = 0, length: int = SINE_LENGTH, stride: int = 1,
+                 **_) -> Split:
+        """A user's sequences have no held-out part: ``train`` is all of them (the TimeGAN protocol
+        scores generated data against the training data)."""
+        if split != "train":
+            raise DataError(f"{scheme}:PATH data has no '{split}' split; compare with its training data "
+                            f"({scheme}:PATH:train)")
+        src = _limited(sequence_source(f"{scheme}:{path}", length=length, stride=stride), limit)
+        return Split(src.data, src.lengths)
+    return split_fn
+
+
+DATASETS.register("sines")(Dataset(
+    build=_sines_build, task="sequence", split=_sines_split,
+    help="TimeGAN's sines: data.features sines over data.length steps, frequency and phase U[0, 0.1] "
+         "(train seed 0, test seed 1; data.min_length > 0: variable lengths)"))
+DATASETS.register("csv")(Dataset(
+    build=_file_build("csv"), task="sequence", scheme=True, split=_file_split("csv"),
+    help="time series from CSV: windows of data.length rows (data.stride apart) of one file, or one "
+         "sequence per file of a folder; scaled per feature to [-1, 1]"))
+DATASETS.register("npy")(Dataset(
+    build=_file_build("npy"), task="sequence", scheme=True, split=_file_split("npy"),
+    help="time series from an (N, T, F) .npy array (no pickle); scaled per feature to [-1, 1]"))
+
+
 __all__ = ["SINE_COUNT", "SINE_FEATURES", "SINE_LENGTH", "SequenceSource", "SineBenchmark", "csv_source",
-           "length_mask", "npy_source", "sequence_source", "sines", "sines_source"]
+           "length_mask", "npy_source", "sequence_options", "sequence_source", "sines", "sines_source"]

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import time
 
-from . import class_metrics, feature_metrics, pair_metrics, ppl_metric  # noqa: F401  (register the metrics)
+# importing the metric modules registers their metrics
+from . import (class_metrics, feature_metrics, multidomain_metrics, pair_metrics, ppl_metric,  # noqa: F401
+               sequence_metrics, ssl_metrics)
 from .context import EvalContext, cache_dir, environment, reference_features
 from .registry import METRICS, Metric, capabilities, parse_metrics, register_metric, validate_config
 

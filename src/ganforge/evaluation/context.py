@@ -102,12 +102,16 @@ class EvalContext:
     def split(self):
         """The reference split (images, labels, inputs) as uint8 tensors."""
         from ..data import load_reference
-        return self._once("split", lambda: load_reference(self.ref))
+        return self._once("split", lambda: load_reference(self.ref, **self._ref_options()))
+
+    def _ref_options(self) -> dict:
+        return self.task.reference_options(self.model.cfg, self.ref)
 
     def reference(self) -> tuple[Tensor, Tensor, dict]:
         """(features, probs, provenance) of the reference images."""
         limit = self.n if self.task.takes_images else 0  # translation: the test targets of the n inputs used
-        return self._once("reference", lambda: reference_features(self.ref, self.extractor(), n=limit))
+        return self._once("reference", lambda: reference_features(self.ref, self.extractor(), n=limit,
+                                                                   **self._ref_options()))
 
     def outputs(self) -> Tensor:
         """All outputs in one tensor (for metrics that compare them image by image)."""

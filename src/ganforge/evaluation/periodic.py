@@ -51,7 +51,8 @@ class PeriodicEval:
         was_training = net.training
         try:
             model = TrainedGenerator(net, state.cfg, args=state.g_args, step=state.step, ema=state.G_ema is not None,
-                                     device=state.device, num_classes=state.data.num_classes)
+                                     device=state.device, num_classes=state.data.num_classes,
+                                     discriminator=state.D)
             out = evaluate(model, metrics=e.metrics, n=e.n, ref=e.ref or None, extractor=self.extractor,
                            progress=False)
         finally:

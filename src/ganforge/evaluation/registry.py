@@ -3,7 +3,8 @@
 A metric is a :class:`Metric` subclass registered with ``@register_metric("name")``: its
 ``compute(ctx)`` reads what it needs from an :class:`~.context.EvalContext` (outputs, features,
 the reference, the model) and returns ``{result key: float}``. ``needs`` names the capabilities it
-requires of the model's task (``images``, ``latent``, ``pairs``, ``two_way``, ``classes``, ``modes``); a metric
+requires of the model's task (``images``, ``latent``, ``two_way``, ``classes``, ``modes``, and what
+the task offers: ``pairs``, ``sequences``, ``classifier``, ``domains``; and ``content``); a metric
 that does not apply says why in one line. The CLI's metric list, ``eval --help`` and config
 validation all read this registry.
 """
@@ -46,20 +47,26 @@ def capabilities(model) -> set[str]:
         caps.add("images")
     if not task.takes_images:
         caps.add("latent")
-    if task.takes_images and not task.two_way:
-        caps.add("pairs")
     if task.two_way:
         caps.add("two_way")
     if model.conditional:
         caps.add("classes")
-    if dataset(model.cfg.data.name).modes is not None:
+    entry = dataset(model.cfg.data.name)
+    if entry.modes is not None:
         caps.add("modes")
-    return caps
+    if entry.canonical is not None:
+        caps.add("content")
+    return caps | set(task.offers)
 
 
-WHY = {"images": "image samples (not vectors)", "latent": "a noise-to-sample model (with a latent space)", "pairs": "a paired image-to-image model",
+WHY = {"images": "image samples (not vectors)", "latent": "a noise-to-sample model (with a latent space)",
+       "pairs": "a paired image-to-image model",
        "two_way": "a two-way (CycleGAN) model", "classes": "a class-conditional model (model.conditional=true)",
-       "modes": "a run on a dataset with known modes (ring8, grid25, gauss1d, stacked-fmnist)"}
+       "modes": "a run on a dataset with known modes (ring8, grid25, gauss1d, stacked-fmnist)",
+       "sequences": "a time-series model (model.arch=sequence)",
+       "classifier": "a semi-supervised model, whose D classifies (model.arch=sgan)",
+       "domains": "a multi-domain translation model (model.arch=stargan)",
+       "content": "a multi-domain model trained on data whose content is known (fmnist-domains)"}
 
 
 def parse_metrics(spec, model=None) -> list[Metric]:

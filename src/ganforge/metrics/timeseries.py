@@ -152,22 +152,26 @@ def predictive_score(train: Tensor, test: Tensor, *, train_lengths: Tensor | Non
 COLOURS = ((31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (23, 190, 207))
 
 
-def sequence_plot(real: Tensor, fake: Tensor, *, real_lengths: Tensor | None = None,
+def sequence_plot(real: Tensor | None, fake: Tensor, *, real_lengths: Tensor | None = None,
                   fake_lengths: Tensor | None = None, n: int = 4, features: int = 3,
                   panel: tuple[int, int] = (200, 90)) -> Image.Image:
     """``n`` real sequences (left column) and ``n`` generated ones (right), one panel each, the
     first ``features`` features drawn as coloured lines over the valid steps, all panels on one
-    value scale. The picture is ``(2 * panel[0] + 15, n * (panel[1] + 5) + 20)`` pixels."""
+    value scale. The picture is ``(2 * panel[0] + 15, n * (panel[1] + 5) + 20)`` pixels; with
+    ``real`` None, only the generated column: ``(panel[0] + 5, ...)``."""
     pw, ph = panel
-    sets = []
-    for x, lengths, what in ((real, real_lengths, "real"), (fake, fake_lengths, "fake")):
+    sets, titles = [], []
+    for x, lengths, what in ((real, real_lengths, "real"), (fake, fake_lengths, "generated")):
+        if x is None:
+            continue
         lengths = _lengths(x, lengths, what)[:n]
         sets.append((x.detach().float().cpu()[:n, :, :features], lengths))
+        titles.append(what)
     vals = torch.cat([x[i, :lengths[i]].flatten() for x, lengths in sets for i in range(len(x))])
     lo, hi = min(vals.min().item(), -1.0), max(vals.max().item(), 1.0)
-    img = Image.new("RGB", (2 * pw + 15, n * (ph + 5) + 20), "white")
+    img = Image.new("RGB", (len(sets) * (pw + 5) + 5 * (len(sets) == 2), n * (ph + 5) + 20), "white")
     draw = ImageDraw.Draw(img)
-    for col, ((x, lengths), title) in enumerate(zip(sets, ("real", "generated"))):
+    for col, ((x, lengths), title) in enumerate(zip(sets, titles)):
         left = 5 + col * (pw + 5)
         draw.text((left + 2, 3), title, fill=(0, 0, 0))
         for row in range(len(x)):

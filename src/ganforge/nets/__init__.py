@@ -24,6 +24,9 @@ from .mlp import MLPDiscriminator, MLPGenerator
 from .pix2pix import PatchDiscriminator, UNetGenerator
 from .resnet import ResNetDiscriminator, ResNetGenerator
 from .sagan import SAGANDiscriminator, SAGANGenerator
+from .sequence import SequenceDiscriminator, SequenceGenerator
+from .ssl import SSLDiscriminator
+from .stargan import StarDiscriminator, StarGenerator
 from .srgan import SRGANDiscriminator, SRResNetGenerator
 from .stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 
@@ -46,11 +49,15 @@ class NetFamily:
     discriminator: type  # called as discriminator(in_shape=..., **model.d)
     task: str = "generate"  # the task it serves (a key of ganforge.tasks.TASKS)
     images_only: bool = False  # needs (C, H, W) images; otherwise also vectors (toy data)
+    class_nets: str = ""  # the nets that always get the data's class count: "d" (a classifier D), "gd" (domains)
 
     @property
     def conditional(self) -> bool:
-        """Whether its nets take class labels (a ``num_classes`` constructor argument)."""
-        return _accepts(self.generator, "num_classes") and _accepts(self.discriminator, "num_classes")
+        """Whether its nets take class labels (a ``num_classes`` constructor argument); a family
+        whose nets always take the classes (``class_nets``: a classifier D, StarGAN's domains) is not
+        class-conditional in the ``model.conditional`` sense."""
+        return (not self.class_nets and _accepts(self.generator, "num_classes")
+                and _accepts(self.discriminator, "num_classes"))
 
     def check_kwargs(self, g: dict, d: dict) -> None:
         for key, cls, kw, reserved in (("model.g", self.generator, g, G_RESERVED),
@@ -86,6 +93,15 @@ NETS.register("stylegan2", help="StyleGAN2 (Karras et al. 2020): mapping net, mo
 NETS.register("sagan", help="SAGAN (Zhang et al. 2019): ResNet G/D with self-attention, spectral norm in both, "
                            "conditional BN G and projection D when conditional")(
     NetFamily(SAGANGenerator, SAGANDiscriminator, images_only=True))
+NETS.register("sgan", help="semi-supervised GAN (Salimans et al. 2016): DCGAN G, a K-class classifier D "
+                          "(the K+1-th class, generated, has logit 0), features for feature matching")(
+    NetFamily(DCGANGenerator, SSLDiscriminator, task="semi", images_only=True, class_nets="d"))
+NETS.register("stargan", help="StarGAN (Choi et al. 2018): one G translating an image to any of K domains (the "
+                             "target as K input planes), PatchGAN D with a domain-classification head")(
+    NetFamily(StarGenerator, StarDiscriminator, task="multidomain", images_only=True, class_nets="gd"))
+NETS.register("sequence", help="sequence G/D for time series (B, T, F): stacked GRU/LSTM, residual 1-D convs or a "
+                              "Transformer encoder (model.g.arch / model.d.arch), variable lengths")(
+    NetFamily(SequenceGenerator, SequenceDiscriminator, task="sequence"))
 
 
 def _tuples(args: dict) -> dict:
@@ -126,6 +142,13 @@ def build_nets(model_cfg, data_shape: tuple, num_classes: int = 0, cond_shape: t
             raise ConfigError("model.conditional=true needs a labelled dataset (fashion-mnist, mnist, cifar10, "
                               "stacked-fmnist)")
         g_args["num_classes"] = d_args["num_classes"] = int(num_classes)
+    if fam.class_nets:
+        if num_classes < 2:
+            raise ConfigError(f"model.arch '{model_cfg.arch}' needs labelled data (classes or domains), "
+                              f"got {num_classes} classes")
+        for which, args in (("g", g_args), ("d", d_args)):
+            if which in fam.class_nets:
+                args["num_classes"] = int(num_classes)
     if cond_shape is not None:
         for cls, args in ((fam.generator, g_args), (fam.discriminator, d_args)):
             if _accepts(cls, "cond_shape"):

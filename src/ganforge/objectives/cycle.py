@@ -10,7 +10,9 @@ from .base import Objective
 
 class CycleObjective(Objective):
     """Zhu et al. 2017. The batch is ``(b, a)``: x from domain B, y from domain A. D's losses are
-    halved as in the paper; each discriminator sees generated images through a history pool."""
+    halved as in the paper; each discriminator sees generated images through a history pool.
+    ``loss.terms.style`` adds the Gram style loss of each translation against the (unpaired) real
+    batch of its target domain; the other G-side terms need aligned targets and do not apply."""
 
     def __init__(self, cfg, *, generator, device="cpu", use_y: bool = True):
         super().__init__(cfg, generator=generator, device=device, use_y=True)
@@ -50,6 +52,12 @@ class CycleObjective(Objective):
             identity = (G.ab(b) - b).abs().mean() + (G.ba(a) - a).abs().mean()
             loss = loss + self.lambda_cycle * self.lambda_identity * identity
             stats["loss/G/identity"] = identity.detach()
+        style = self.terms.get("style", 0.0)
+        if style > 0:  # the domains' styles: Gram statistics of the translations against real images of their domain
+            from .terms import TERMS
+            t = TERMS.get("style")(fake=fake_b, real=b) + TERMS.get("style")(fake=fake_a, real=a)
+            loss = loss + style * t
+            stats["loss/G/style"] = t.detach()
         stats["loss/G"] = loss.detach()
         return loss, stats
 

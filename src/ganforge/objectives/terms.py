@@ -45,6 +45,27 @@ def term_feature(*, fake: Tensor, real: Tensor, **_) -> Tensor:
     return (f_fake - f_real).pow(2).mean()
 
 
+def fmnist_feature_maps(ext, x: Tensor) -> list[Tensor]:
+    """The feature maps after each ReLU of the shipped classifier's conv trunk: (B, 32, 28, 28),
+    (B, 64, 14, 14), (B, 128, 7, 7) for 28 px input."""
+    h, maps = ext.preprocess(x), []
+    for layer in ext.net.trunk:
+        h = layer(h)
+        if isinstance(layer, nn.ReLU):
+            maps.append(h)
+    return maps
+
+
+@TERMS.register("style", help="Gatys et al. 2016 style loss: mean squared Gram-matrix difference of the frozen fmnist "
+                              "classifier's three conv feature maps of G(y) and of the target x (weights ~1e3)")
+def term_style(*, fake: Tensor, real: Tensor, **_) -> Tensor:
+    from ..style import style_loss
+    ext = _feature_net(fake.device)
+    with torch.no_grad():
+        target = fmnist_feature_maps(ext, real)
+    return style_loss(fake_features=fmnist_feature_maps(ext, fake), style_features=target)
+
+
 @TERMS.register("ortho", help="BigGAN's orthogonal regularisation of G's weights (beta 1e-4)")
 def term_ortho(*, G: nn.Module, **_) -> Tensor:
     from ..nets.layers import orthogonal_penalty

@@ -2,7 +2,10 @@
 
 - ``generate``: noise -> sample, with or without class labels (:mod:`.generate`);
 - ``paired``: paired image-to-image translation (pix2pix, super-resolution, deblurring);
-- ``unpaired``: unpaired translation between two domains (CycleGAN) (:mod:`.translate`).
+- ``unpaired``: unpaired translation between two domains (CycleGAN) (:mod:`.translate`);
+- ``sequence``: noise -> multivariate time series (:mod:`.sequence`);
+- ``semi``: semi-supervised classification, D is the product (:mod:`.semi`);
+- ``multidomain``: translation to any of K domains with one generator (StarGAN) (:mod:`.multidomain`).
 
 A run's task is the one its net family serves; its dataset must serve the same task. Adding a
 task is one :class:`~.base.Task` subclass and one ``TASKS.register`` line.
@@ -14,6 +17,9 @@ from ..errors import ConfigError
 from ..registry import Registry
 from .base import Task
 from .generate import GenerateTask, validate_eval
+from .multidomain import MultiDomainTask
+from .semi import SemiTask
+from .sequence import SequenceTask
 from .translate import PairedTask, UnpairedTask
 
 TASKS = Registry("task", check=lambda o: isinstance(o, Task))
@@ -27,6 +33,9 @@ def _register(name: str, task: Task) -> None:
 _register("generate", GenerateTask())
 _register("paired", PairedTask())
 _register("unpaired", UnpairedTask())
+_register("sequence", SequenceTask())
+_register("semi", SemiTask())
+_register("multidomain", MultiDomainTask())
 
 
 def task_of(arch: str) -> Task:
@@ -58,5 +67,5 @@ def loss_terms(cfg) -> dict[str, str]:
     return {**{k: TERMS.help(k) for k in TERMS.keys()}, **task_of(cfg.model.arch).own_terms}
 
 
-__all__ = ["TASKS", "Task", "GenerateTask", "PairedTask", "UnpairedTask", "task_of", "validate_config",
-           "loss_terms"]
+__all__ = ["TASKS", "Task", "GenerateTask", "PairedTask", "UnpairedTask", "SequenceTask", "SemiTask",
+           "MultiDomainTask", "task_of", "validate_config", "loss_terms"]

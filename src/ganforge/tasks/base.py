@@ -33,6 +33,7 @@ class Task:
     default_metrics = "fid"  # `ganforge eval` without --metrics
     takes_images = False  # G's input is an image (image-to-image)
     two_way = False  # G translates both ways (G.ab / G.ba)
+    offers: tuple[str, ...] = ()  # capabilities its models offer metrics beyond those read off the model
 
     # -- configuration -----------------------------------------------------------------------
     def validate(self, cfg) -> None:
@@ -54,6 +55,11 @@ class Task:
         """``(images or points, images per row, real points to draw behind them or None)``."""
         raise NotImplementedError
 
+    def save_samples(self, x: Tensor, path, real=None, nrow: int | None = None) -> None:
+        """Write outputs ``x`` as a picture at ``path`` (``real``: what :meth:`preview` returned beside them)."""
+        from ..viz import save_samples
+        save_samples(x, path, real, nrow=nrow)
+
     # -- inference -----------------------------------------------------------------------------
     def require(self, verb: str) -> None:
         """Raise UsageError when this task's models do not serve ``verb``."""
@@ -62,6 +68,10 @@ class Task:
 
     def generate(self, net, z: Tensor | None, y: Tensor | None, **options) -> Tensor:
         raise UsageError(f"this is a {self.help} model: it does not generate from noise")
+
+    def parse_direction(self, model, direction):
+        """What :meth:`translate` takes for a user's direction (``--direction`` / ``--to``)."""
+        return direction
 
     def translate(self, net, x: Tensor, direction: str = "ab") -> Tensor:
         raise UsageError(f"this is a {self.help} model: it does not translate images")
@@ -73,6 +83,10 @@ class Task:
     # -- evaluation ----------------------------------------------------------------------------
     def default_ref(self, cfg) -> str:
         return f"{cfg.data.name}:test"
+
+    def reference_options(self, cfg, ref: str) -> dict:
+        """Extra arguments of ``load_reference`` (``image_size``, ``channels``) for reference ``ref``."""
+        return {}
 
     def metrics_for(self, model) -> str:
         """The metrics `ganforge eval` computes when none are asked for."""

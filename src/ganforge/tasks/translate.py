@@ -40,6 +40,7 @@ class PairedTask(TranslationTask):
     help = "paired image-to-image"
     objective = GANObjective
     default_metrics = "l1,psnr,ssim,fid"
+    offers = ("pairs",)  # aligned test pairs
 
     def metrics_for(self, model) -> str:
         return self.default_metrics + (",bicubic" if self.is_upscaler(model.args) else "")
