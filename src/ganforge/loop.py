@@ -61,6 +61,7 @@ class RunState:
     z_gen: torch.Generator  # latent draws and penalty interpolation coefficients
     g_args: dict
     d_args: dict
+    d_trainable: list = field(default_factory=list)  # D's parameters the D phase trains (FreezeD leaves some out)
     lr_scale: LRScale = field(default_factory=LRScale)  # lowered by divergence rollbacks
     best: BestMetric = field(default_factory=BestMetric)  # best periodic-evaluation value so far
     step: int = 0  # generator steps done
@@ -103,9 +104,12 @@ class RunState:
         return self.G_ema.module if self.G_ema is not None else self.G
 
 
-def build_state(cfg: Config, device: torch.device | None = None, dist: Dist | None = None) -> RunState:
+def build_state(cfg: Config, device: torch.device | None = None, dist: Dist | None = None, *,
+                fresh: bool = True) -> RunState:
     """Everything a run is made of. ``dist`` (from :func:`ganforge.distributed.launch`) places
-    the run among torchrun's processes; without it the run is one process on ``device``."""
+    the run among torchrun's processes; without it the run is one process on ``device``.
+    ``fresh`` runs start from ``train.init``'s weights when it is set (a resumed run restores its
+    checkpoint instead); ``train.freeze_d`` freezes D's first blocks either way."""
     dist = dist or Dist(device=device or pick_device(cfg.train.device))
     device = dist.device
     speed = speed_options(cfg, dist)
@@ -113,6 +117,12 @@ def build_state(cfg: Config, device: torch.device | None = None, dist: Dist | No
     task = task_of(cfg.model.arch)
     data = build_dataset(cfg)
     G, D, g_args, d_args = build_nets(cfg.model, data.shape, data.num_classes, data.cond_shape)
+    if cfg.train.init and fresh:  # fine-tuning: start from saved weights (checked to fit first)
+        from .finetune import init_from
+        init_from(G, D, cfg.train.init, what=cfg.train.init_what)
+    if cfg.train.freeze_d:
+        from .finetune import freeze_d
+        freeze_d(D, cfg.train.freeze_d)
     G, D = G.to(device, memory_format=speed["memory_format"]), D.to(device, memory_format=speed["memory_format"])
     G_ema = None
     if cfg.train.ema > 0:
@@ -127,7 +137,8 @@ def build_state(cfg: Config, device: torch.device | None = None, dist: Dist | No
     objective = task.build_objective(cfg, generator=z_gen, device=device)
     shard_objective(objective, dist)
     return RunState(cfg, device, task, data, G, D, G_ema, opt_g, opt_d, sched_g, sched_d, objective, z_gen,
-                    g_args, d_args, lr_scale=lr_scale, dist=dist,
+                    g_args, d_args, d_trainable=[q for q in D.parameters() if q.requires_grad],
+                    lr_scale=lr_scale, dist=dist,
                     G_view=train_view(G, dist, compile=speed["compile_g"]),
                     D_view=train_view(D, dist, compile=speed["compile_d"]),
                     D_frozen_view=train_view(D, dist, ddp=False, compile=cfg.train.compile),
@@ -182,7 +193,8 @@ def train_step(state: RunState, report: Reporter) -> None:
     reuse = n_critic == 1
 
     # --- D phase: n_critic updates of D, each on a fresh real batch and a generated one
-    state.D.requires_grad_(True)
+    for p in state.d_trainable:
+        p.requires_grad_(True)
     for _ in range(n_critic):
         batch = state.batch(B)  # (x (b, *shape), y labels / input images / None), b = B / processes
         with state.autocast():

@@ -132,7 +132,7 @@ def resume(run_dir: str | Path, overrides: list[str] | tuple = (), *, quiet: boo
         ckpt, why = dist.from_main(lambda: _pick_checkpoint(run))
         if ckpt is None:
             raise RunDirError(f"cannot resume {run}: {why}")
-        state = build_state(cfg, dist=dist)
+        state = build_state(cfg, dist=dist, fresh=False)
         restore_run(state, ckpt)
         if overrides and dist.is_main:
             try:

@@ -106,6 +106,8 @@ def check_values(cfg: Config) -> Config:
     if not (t.device in DEVICES or t.device.startswith("cuda:")):
         raise ConfigError(f"train.device: expected auto, cpu, cuda, cuda:N or mps, got '{t.device}'")
     choice("train.amp", t.amp, AMP_MODES)
+    choice("train.init_what", t.init_what, ("g", "gd"))
+    positive("train.freeze_d", t.freeze_d, allow_zero=True)
     if t.amp == "fp16" and any(float(w) > 0 for w in lc.penalties.values()):
         raise ConfigError("train.amp=fp16 cannot be combined with loss.penalties: their input gradients are not "
                           "loss-scaled and can underflow in fp16; use train.amp=bf16")

@@ -117,6 +117,9 @@ class TrainConfig:
     amp: str = "off"  # mixed precision on CUDA: off | bf16 | fp16 (fp16 with loss scaling); ignored on the CPU
     compile: bool = False  # torch.compile the nets for the training phases (checkpoints keep the plain weights)
     channels_last: bool = False  # NHWC memory layout for conv nets on CUDA; ignored on the CPU
+    init: str = ""  # start a new run from this run folder or model folder's weights ("" = from scratch)
+    init_what: str = "g"  # g: the generator only | gd: G and D (D needs a run folder)
+    freeze_d: int = 0  # FreezeD (Mo et al. 2020): keep D's first N blocks fixed while fine-tuning
     sync_bn: bool = False  # several GPUs: batch norm over the global batch (SyncBatchNorm, CUDA only)
 
 
