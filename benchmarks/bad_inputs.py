@@ -240,9 +240,10 @@ def bad_input_cases(w: Path) -> list[dict]:
         dict(id="resume-foreign-ckpt", input="`--resume` on an MLP run whose newest checkpoint was copied from a DCGAN run",
              argv=["train", "--resume", str(R("toy-foreign")), "--set", "train.steps=200"], expect="error",
              needs={"toy", "dcgan"}, setup=copy_toy("toy-foreign", foreign), check=says("different model")),
-        dict(id="sample-foreign-ckpt", input="`sample` on that run (newest checkpoint from a DCGAN run)",
-             argv=["sample", str(R("toy-foreign2")), "--n", "4", "--out", str(w / "s-foreign.png")], expect="error",
-             needs={"toy", "dcgan"}, setup=copy_toy("toy-foreign2", foreign)),
+        dict(id="sample-foreign-ckpt", input="`sample` on that run (newest checkpoint from a DCGAN run, under "
+             "another step's name): refused with a warning, the run's own checkpoint is used",
+             argv=["sample", str(R("toy-foreign2")), "--n", "4", "--out", str(w / "s-foreign.png")], expect="ok",
+             needs={"toy", "dcgan"}, setup=copy_toy("toy-foreign2", foreign), check=says("the folder name says 99")),
         dict(id="resume-evil-pickle", input="`--resume` on a run whose state.pt is a malicious pickle "
                                             "(would `touch PWNED-resume`; manifest checksum fixed)",
              argv=["train", "--resume", str(R("toy-evil")), "--set", "train.steps=8"], expect="error",

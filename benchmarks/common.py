@@ -29,7 +29,7 @@ import torch
 from ganforge import __version__, load
 from ganforge.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from ganforge.config import resolve
-from ganforge.data import Split
+from ganforge.data import Split, load_reference
 from ganforge.data.images import load_split
 from ganforge.data.pairs import load_config_pairs
 from ganforge.data.stacked import stacked_modes
@@ -42,17 +42,21 @@ from ganforge.metrics import fid_from_features
 from ganforge.metrics.image import bicubic_upscale, psnr, ssim
 from ganforge.metrics.modes import mode_metrics
 from ganforge.nets import sample_latent
+from ganforge.perceptual import FeatureDistance
+from ganforge.project import project
 from ganforge.reporting import Reporter
 from ganforge.rundir import read_metrics
 from ganforge.session import train
 from ganforge.studio.demo import append_metrics, write_fake_run
 from ganforge.tasks import TASKS
 from ganforge.trained import TrainedGenerator
+from ganforge.validation import validate
 
 RESULT_FILE = "result.json"  # what a finished training session writes into its run folder (reason, step)
 
 __all__ = [  # the ganforge names the benchmark files take from here
-    "FmnistNet", "MIXTURES", "Reporter", "append_metrics", "write_fake_run", "bicubic_upscale", "build_state", "compute", "fid_from_features",
+    "FeatureDistance", "FmnistNet", "MIXTURES", "Reporter", "TrainedGenerator", "append_metrics", "evaluate",
+    "load_reference", "project", "validate", "write_fake_run", "bicubic_upscale", "build_state", "compute", "fid_from_features",
     "conditional_results", "evaluate_generator", "get_feature_extractor", "latest_checkpoint",
     "list_checkpoints", "load", "load_checkpoint", "load_config_pairs", "load_split", "mode_metrics",
     "parse_metrics", "psnr", "read_metrics", "reference_features", "resolve", "seeded_sampler", "ssim",

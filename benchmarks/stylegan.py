@@ -34,20 +34,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))  # `python benchmarks/stylegan.py` or `python -m benchmarks.stylegan`
 
 import torch  # noqa: E402
 
-from ganforge.config import resolve  # noqa: E402
-from ganforge.data import load_reference  # noqa: E402
-from ganforge.evaluation import evaluate  # noqa: E402
-from ganforge.loop import build_state, train_step  # noqa: E402
-from ganforge.metrics.image import psnr  # noqa: E402
-from ganforge.perceptual import FeatureDistance  # noqa: E402
-from ganforge.project import project  # noqa: E402
-from ganforge.reporting import Reporter  # noqa: E402
-from ganforge.trained import TrainedGenerator  # noqa: E402
-from ganforge.validation import validate  # noqa: E402
+from benchmarks.common import (FeatureDistance, Reporter, TrainedGenerator, build_state, evaluate,  # noqa: E402
+                               load_reference, project, psnr, resolve, train_step, validate)
 
 
 def commit() -> str:
