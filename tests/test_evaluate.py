@@ -128,13 +128,13 @@ def test_real_images_score_better_than_noise():
     def noise_sampler(k, seed):
         return torch.rand(k, 1, 28, 28, generator=torch.Generator().manual_seed(seed)) * 2 - 1
 
-    kw = dict(metrics="fid,pr", n=400, ref="fashion-mnist:test", extractor=ext, progress=False)
+    kw = dict(metrics="fid,pr", n=400, ref="fashion-mnist:test", ref_n=400, extractor=ext, progress=False)
     real = evaluate(FakeModel(real_sampler), **kw)
     noise = evaluate(FakeModel(noise_sampler), **kw)
     assert real["results"]["fid"] < noise["results"]["fid"] / 5
     assert real["results"]["precision"] > 0.5
     prov = real["provenance"]
-    assert prov["extractor"] == "fmnist" and prov["n"] == 400 and prov["reference_n"] == 10000
+    assert prov["extractor"] == "fmnist" and prov["n"] == 400 and prov["reference_n"] == 400
     assert prov["torch"] == torch.__version__
 
 

@@ -19,11 +19,13 @@ from .registry import METRICS, Metric, capabilities, parse_metrics, register_met
 
 
 def evaluate(model, *, metrics: str | None = None, n: int = 10000, seed: int = 0, ref: str | None = None,
-             features: str = "fmnist", device="cpu", extractor=None, progress: bool | None = None) -> dict:
-    """``{"results", "provenance", "seconds"}`` for a loaded model."""
+             features: str = "fmnist", device="cpu", extractor=None, progress: bool | None = None,
+             ref_n: int = 0) -> dict:
+    """``{"results", "provenance", "seconds"}`` for a loaded model; ``ref_n`` > 0 keeps only the first
+    ``ref_n`` reference images (the protocol uses the whole split)."""
     chosen = parse_metrics(metrics or model.task.metrics_for(model), model)
     ctx = EvalContext(model, n=n, seed=seed, ref=ref, features=features, extractor=extractor, device=device,
-                      progress=progress)
+                      progress=progress, ref_n=ref_n)
     results, seconds = {}, {}
     for m in chosen:
         t0 = time.perf_counter()

@@ -70,12 +70,13 @@ class EvalContext:
     """
 
     def __init__(self, model, *, n: int, seed: int = 0, ref: str | None = None, features: str = "fmnist",
-                 extractor=None, device="cpu", progress: bool | None = None):
+                 extractor=None, device="cpu", progress: bool | None = None, ref_n: int = 0):
         if n < 2:
             raise EvalError(f"--n must be at least 2, got {n}")
         self.model, self.n, self.seed = model, int(n), int(seed)
         self.task = model.task
         self._ref = ref  # None: the task's default, looked up when a metric needs a reference
+        self.ref_n = int(ref_n)  # > 0: only the first ref_n reference images
         self.features, self.device, self.progress = features, device, progress
         self._extractor = extractor
         self._cache: dict = {}
@@ -109,7 +110,7 @@ class EvalContext:
 
     def reference(self) -> tuple[Tensor, Tensor, dict]:
         """(features, probs, provenance) of the reference images."""
-        limit = self.n if self.task.takes_images else 0  # translation: the test targets of the n inputs used
+        limit = self.n if self.task.takes_images else self.ref_n  # translation: the targets of the n inputs used
         return self._once("reference", lambda: reference_features(self.ref, self.extractor(), n=limit,
                                                                    **self._ref_options()))
 
