@@ -262,3 +262,15 @@ def test_fashion_mnist_unpacks_into_an_empty_root_automatically(tmp_path: Path):
     src = build_dataset(make_cfg(tmp_path, name="fashion-mnist", limit=50, download=False))
     assert len(src) == 50
     assert (tmp_path / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte").is_file()
+
+
+def test_a_folder_run_records_the_image_size_it_used(tmp_path, make_cfg):
+    """config.yaml says which size a folder was read at (the default, 64), not 0."""
+    import yaml
+    from PIL import Image
+
+    from ganforge.session import train
+    for i in range(4):
+        Image.new("RGB", (40, 30), (60 * i, 20, 200)).save(tmp_path / f"{i}.png")
+    run = train(make_cfg(f"data.name=folder:{tmp_path}", "train.steps=1", "train.batch_size=2"), quiet=True)
+    assert yaml.safe_load((run / "config.yaml").read_text())["data"]["image_size"] == 64

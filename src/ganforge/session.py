@@ -88,6 +88,9 @@ def train(cfg: Config, *, run_dir: str | Path | None = None, quiet: bool = False
     configure_torch(cfg)
     with launch(cfg, pick_device(cfg.train.device)) as dist:
         state = build_state(cfg, dist=dist)
+        from .data import dataset
+        if dataset(cfg.data.name).scheme and cfg.data.image_size == 0 and len(state.data.shape) == 3:
+            cfg.data.image_size = int(state.data.shape[-1])  # record the size a folder was read at
         run = dist.from_main(lambda: _new_run_dir(cfg, state, run_dir))
         quiet = quiet or not dist.is_main
         if not quiet:
