@@ -140,10 +140,12 @@ def bad_input_cases(w: Path) -> list[dict]:
     def corrupt(run):
         _flip_byte(only_ckpt(run) / "state.pt")
 
-    def foreign(run):
+    def foreign(run):  # the run's checkpoints replaced by a DCGAN run's (under its own, consistent name)
         import shutil
         src = sorted((w / "fixtures" / "dcgan" / "checkpoints").iterdir())[-1]
-        shutil.copytree(src, run / "checkpoints" / "ckpt-0000099")
+        for own in (run / "checkpoints").glob("ckpt-*"):
+            shutil.rmtree(own)
+        shutil.copytree(src, run / "checkpoints" / src.name)
 
     def evil(run):
         plant_pickle(only_ckpt(run), w / "PWNED-resume")
@@ -237,13 +239,12 @@ def bad_input_cases(w: Path) -> list[dict]:
         dict(id="resume-other-width", input="`--resume RUN --set model.d.hidden=32` (checkpoint from another architecture)",
              argv=["train", "--resume", str(R("toy-width")), "--set", "model.d.hidden=32", "--set", "train.steps=8"],
              expect="error", needs={"toy"}, setup=copy_toy("toy-width"), check=says("different model")),
-        dict(id="resume-foreign-ckpt", input="`--resume` on an MLP run whose newest checkpoint was copied from a DCGAN run",
+        dict(id="resume-foreign-ckpt", input="`--resume` on an MLP run whose checkpoints were replaced by a DCGAN run's",
              argv=["train", "--resume", str(R("toy-foreign")), "--set", "train.steps=200"], expect="error",
              needs={"toy", "dcgan"}, setup=copy_toy("toy-foreign", foreign), check=says("different model")),
-        dict(id="sample-foreign-ckpt", input="`sample` on that run (newest checkpoint from a DCGAN run, under "
-             "another step's name): refused with a warning, the run's own checkpoint is used",
-             argv=["sample", str(R("toy-foreign2")), "--n", "4", "--out", str(w / "s-foreign.png")], expect="ok",
-             needs={"toy", "dcgan"}, setup=copy_toy("toy-foreign2", foreign), check=says("the folder name says 99")),
+        dict(id="sample-foreign-ckpt", input="`sample` on that run (its checkpoint from a DCGAN run)",
+             argv=["sample", str(R("toy-foreign2")), "--n", "4", "--out", str(w / "s-foreign.png")], expect="error",
+             needs={"toy", "dcgan"}, setup=copy_toy("toy-foreign2", foreign)),
         dict(id="resume-evil-pickle", input="`--resume` on a run whose state.pt is a malicious pickle "
                                             "(would `touch PWNED-resume`; manifest checksum fixed)",
              argv=["train", "--resume", str(R("toy-evil")), "--set", "train.steps=8"], expect="error",
@@ -259,8 +260,12 @@ def bad_input_cases(w: Path) -> list[dict]:
              argv=["sample", str(w / "fixtures" / "toy"), "--checkpoint", "999"], expect="error", needs={"toy"}),
         dict(id="sample-n0", input="`sample --n 0`", argv=["sample", str(w / "fixtures" / "toy"), "--n", "0"],
              expect="error", needs={"toy"}),
-        dict(id="eval-toy-run", input="`eval` on a 2-D toy run without `--ref`",
-             argv=["eval", str(w / "fixtures" / "toy")], expect="error", needs={"toy"}),
+        dict(id="eval-toy-run", input="`eval` on a 2-D toy run without `--metrics` (its task's default: modes)",
+             argv=["eval", str(w / "fixtures" / "toy"), "--n", "500"], expect="ok", needs={"toy"},
+             check=says("reverse_kl")),
+        dict(id="eval-toy-fid", input="`eval --metrics fid` on a 2-D toy run",
+             argv=["eval", str(w / "fixtures" / "toy"), "--metrics", "fid"], expect="error", needs={"toy"},
+             check=says("image samples")),
         dict(id="eval-bad-metric", input="`eval --metrics fid,bogus`",
              argv=["eval", str(w / "fixtures" / "toy"), "--metrics", "fid,bogus", "--ref", "fashion-mnist:test"],
              expect="error", needs={"toy"}),
