@@ -82,7 +82,7 @@ def apply_override(cfg: Config, text: str) -> None:
             continue
         types = _field_types(obj)
         if part not in types:
-            hint = did_you_mean(part, types) or _other_section(cfg, part)
+            hint = _other_section(cfg, part) or did_you_mean(part, types)  # an exact key elsewhere first
             raise ConfigError(f"unknown config key '{full}'{hint}; valid keys here: {', '.join(types)}")
         if last:
             current = getattr(obj, part)
