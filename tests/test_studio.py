@@ -317,7 +317,7 @@ def test_playground_translate_upload(client, root):
     r = client.post(f"/api/playground/translate?id={cond.name}", content=png_bytes(), headers=raw)
     assert r.status_code == 400 and "use sample" in r.json()["error"]
     r = client.get("/api/playground", params={"id": "00001-done"})  # a fake run has no weights
-    assert r.status_code == 400 and "no usable checkpoint" in r.json()["error"]
+    assert r.status_code == 400 and "checkpoint" in r.json()["error"]  # none yet, or none usable
 
 
 def test_adapter_gives_each_model_kind_its_panel(tmp_path):
