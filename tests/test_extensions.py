@@ -167,3 +167,8 @@ _generate(TaskChecks, TASKS.keys(), "Task")
 _generate(DatasetChecks, DATASETS.keys(), "Dataset")
 _generate(MetricChecks, METRICS.keys(), "Metric")
 _generate(PresetChecks, list(PRESETS), "Preset")
+
+
+def test_every_registered_dataset_lists_its_own_help():
+    helps = [DATASETS.help(k) for k in DATASETS.keys()]
+    assert all(helps) and len(set(helps)) == len(helps)  # not the Dataset class's docstring for all

@@ -42,7 +42,9 @@ class Registry:
             if self._check is not None and not self._check(obj):
                 raise TypeError(f"{obj!r} cannot be registered as a {self.kind}")
             self._items[name] = obj
-            doc = help if help is not None else (obj.__doc__ or "").strip().splitlines()
+            own = getattr(obj, "help", None)  # entries that carry their own help text (e.g. datasets)
+            doc = help if help is not None else own if isinstance(own, str) and own else \
+                (obj.__doc__ or "").strip().splitlines()
             self._help[name] = doc if isinstance(doc, str) else (doc[0] if doc else "")
             return obj
 
