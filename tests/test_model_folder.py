@@ -17,29 +17,16 @@ from PIL import Image
 from ganforge import load
 from ganforge.checkpoint import CheckpointError
 from ganforge.cli import main
-from ganforge.config import resolve
-from ganforge.data import images as gi
 from ganforge.model_folder import is_model_folder
-from ganforge.session import train
+from test_export import train_runs
 
-TINY = ("model.g.width=8", "model.d.width=8", "train.batch_size=4", "train.steps=2", "data.limit=16",
-        "train.log_every=1", "train.sample_every=0", "train.ckpt_every=0", "train.progress=false",
-        "train.threads=1", "train.device=cpu")
 RUNS = {"dcgan": ["model.z_dim=8", "train.ema=0.9"], "cgan": ["model.z_dim=8"], "pix2pix": []}
 SNAPSHOT = "0123456789abcdef0123456789abcdef01234567"
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:
-    if not (gi.DEBIAN_FASHION_MNIST / "t10k-images-idx3-ubyte.gz").is_file():
-        pytest.skip("Debian package dataset-fashion-mnist not installed")
-    out = tmp_path_factory.mktemp("runs")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return {p: train(resolve(p, overrides=[*TINY, f"out={out}", *extra]), quiet=True) for p, extra in RUNS.items()}
-    finally:
-        torch.set_num_threads(threads)
+    return train_runs(tmp_path_factory, RUNS)
 
 
 @pytest.fixture(scope="module")
