@@ -49,9 +49,10 @@ def cli_run(runs_dir, capsys):
 
 def test_presets_lists_every_preset(capsys):
     assert main(["presets"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines] == list(PRESETS)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line and not line[0].isspace()]
+    assert [line.split()[0] for line in lines[:-1]] == list(PRESETS)
     assert sum("(default)" in line for line in lines) == 1
+    assert lines[-1].startswith("model.size=auto")
 
 
 def test_presets_in_a_real_subprocess():
@@ -60,7 +61,9 @@ def test_presets_in_a_real_subprocess():
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
                        env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert p.returncode == 0, p.stderr
-    assert [line.split()[0] for line in p.stdout.splitlines()] == list(PRESETS)
+    names = [line.split()[0] for line in p.stdout.splitlines() if line and not line[0].isspace()]
+    assert names[:-1] == list(PRESETS)
+    assert "sizes: cpu: model.g.width=32, model.d.width=32; paper: as the preset" in p.stdout
 
 
 def test_list_losses(capsys):

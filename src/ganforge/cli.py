@@ -24,11 +24,14 @@ def _default_dir(run_dir: str) -> Path:
 
 
 def cmd_presets(args) -> int:
-    from .config import DEFAULT_PRESET, PRESETS
+    from .config import DEFAULT_PRESET, PRESETS, describe_sizes
     width = max(map(len, PRESETS))
     for name, (desc, _) in PRESETS.items():
         mark = " (default)" if name == DEFAULT_PRESET else ""
         print(f"{name:<{width}}  {desc}{mark}")
+        print(f"{'':<{width}}    sizes: {describe_sizes(name)}")
+    print("\nmodel.size=auto (the default) picks cpu unless the run trains on CUDA; set model.size=cpu or "
+          "model.size=paper to choose. Keys you set yourself win over either size.")
     return 0
 
 

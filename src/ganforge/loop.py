@@ -29,7 +29,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .atomic import is_write_failure, write_error, write_or_warn
 from .checkpoint import latest_checkpoint, list_checkpoints, net_states, nonfinite, restore_run, save_run
-from .config import Config
+from .config import Config, settle_size
 from .data import DataSource, build_dataset
 from .distributed import Dist, shard_objective, train_view
 from .errors import RunDirError, TrainingDiverged
@@ -41,6 +41,7 @@ from .reporting import Reporter
 from .rundir import CHECKPOINTS, SAMPLES
 from .runtime import pick_device, seed_everything, speed_options, to_device
 from .tasks import Task, task_of
+from .validation import validate
 
 
 @dataclass
@@ -112,6 +113,8 @@ def build_state(cfg: Config, device: torch.device | None = None, dist: Dist | No
     checkpoint instead); ``train.freeze_d`` freezes D's first blocks either way."""
     dist = dist or Dist(device=device or pick_device(cfg.train.device))
     device = dist.device
+    if settle_size(cfg, device.type):  # model.size=auto: the CPU or the published size, now the device is known
+        validate(cfg)
     speed = speed_options(cfg, dist)
     seed_everything(cfg.seed)
     task = task_of(cfg.model.arch)

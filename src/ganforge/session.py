@@ -86,8 +86,9 @@ def train(cfg: Config, *, run_dir: str | Path | None = None, quiet: bool = False
     creates the run folder and writes everything; all of them train their slices of each batch."""
     validate(cfg)
     configure_torch(cfg)
+    size_was = cfg.model.size
     with launch(cfg, pick_device(cfg.train.device)) as dist:
-        state = build_state(cfg, dist=dist)
+        state = build_state(cfg, dist=dist)  # settles model.size=auto for the device
         from .data import dataset
         if dataset(cfg.data.name).scheme and cfg.data.image_size == 0 and len(state.data.shape) == 3:
             cfg.data.image_size = int(state.data.shape[-1])  # record the size a folder was read at
@@ -97,7 +98,9 @@ def train(cfg: Config, *, run_dir: str | Path | None = None, quiet: bool = False
             procs = f" x {dist.world_size} processes" if dist.active else ""
             print(f"run folder: {run}\ndata: {state.data.description}\n"
                   f"G {count_params(state.G):,} params, D {count_params(state.D):,} params, "
-                  f"device {state.device}{procs}")
+                  f"device {state.device}{procs}, model size {cfg.model.size}"
+                  + (" (auto: the published size needs a CUDA GPU; model.size=paper to override)"
+                     if size_was == "auto" and cfg.model.size == "cpu" else ""))
             lines = describe_skipped(getattr(state.data, "skipped", None) or [])
             if lines:
                 print("\n".join(lines + [f"  (the full list: {run / SKIPPED})"]))

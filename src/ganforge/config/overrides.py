@@ -17,7 +17,8 @@ from ..errors import ConfigError
 from ..registry import did_you_mean
 from .presets import DEFAULT_PRESET, preset_config
 from .ranges import check_values
-from .schema import Config, _coerce, _field_types, _is_dataclass_instance, _merge
+from .schema import Config, _merge, set_key
+from .sizes import apply_size, explicit_keys, size_for_device
 
 MAX_CONFIG_BYTES = 1 << 20  # a config file is a few KB; anything past 1 MB is refused unread
 MAX_ALIASES = 64  # YAML aliases (*name) per file: enough for any config, too few for a "billion laughs"
@@ -57,43 +58,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
-def _other_section(cfg: Config, key: str) -> str:
-    """' (did you mean 'optim.lr_d'?)' when ``key`` exists in another section."""
-    for section in dataclasses.fields(cfg):
-        sub = getattr(cfg, section.name)
-        if _is_dataclass_instance(sub) and key in _field_types(sub):
-            return f" (did you mean '{section.name}.{key}'?)"
-    return ""
-
-
 def apply_override(cfg: Config, text: str) -> None:
-    path, value = parse_override(text)
-    obj: Any = cfg
-    for i, part in enumerate(path):
-        full = ".".join(path[: i + 1])
-        last = i == len(path) - 1
-        if isinstance(obj, dict):  # free-form mapping fields (model.g, loss.penalties, ...)
-            if last:
-                obj[part] = value
-            else:
-                obj = obj.setdefault(part, {})
-                if not isinstance(obj, dict):
-                    raise ConfigError(f"{full} is not a mapping")
-            continue
-        types = _field_types(obj)
-        if part not in types:
-            hint = _other_section(cfg, part) or did_you_mean(part, types)  # an exact key elsewhere first
-            raise ConfigError(f"unknown config key '{full}'{hint}; valid keys here: {', '.join(types)}")
-        if last:
-            current = getattr(obj, part)
-            if _is_dataclass_instance(current):
-                _merge(current, value, full + ".")
-            else:
-                setattr(obj, part, _coerce(value, types[part], full))
-        else:
-            obj = getattr(obj, part)
-            if not (_is_dataclass_instance(obj) or isinstance(obj, dict)):
-                raise ConfigError(f"{full} is a value, not a section")
+    set_key(cfg, *parse_override(text))
 
 
 def load_yaml(path: str | Path) -> dict:
@@ -134,7 +100,13 @@ def resolve(preset: str | None = None, file: str | Path | None = None,
     if file_d:
         _merge(cfg, file_d, "")
         cfg.preset = preset
-    for o in overrides:
-        apply_override(cfg, o)
+    parsed = [parse_override(o) for o in overrides]
+    for path, value in parsed:
+        set_key(cfg, path, value)
+    cfg._explicit = explicit_keys(file_d, [p for p, _ in parsed])  # what model.size must not change
     check_values(cfg)
+    if cfg.model.size == "auto" and cfg.train.device != "auto":  # the device is known: settle it now
+        apply_size(cfg, size_for_device(cfg.train.device.split(":")[0]))
+    elif cfg.model.size != "auto":
+        apply_size(cfg, cfg.model.size)
     return cfg

@@ -10,6 +10,7 @@ import math
 
 from ..errors import ConfigError
 from ..registry import did_you_mean
+from .sizes import SIZE_NAMES
 from .schema import Config
 
 AMP_MODES = ("off", "bf16", "fp16")
@@ -54,6 +55,7 @@ def check_values(cfg: Config) -> Config:
 
     m = cfg.model
     choice("model.latent", m.latent, LATENTS)
+    choice("model.size", m.size, SIZE_NAMES)
     positive("model.z_dim", m.z_dim, allow_zero=True)  # image-to-image nets may take no z (checked by the task)
     positive("model.init_gain", m.init_gain)
 

@@ -50,6 +50,7 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     arch: str = "dcgan"  # network family (see `ganforge nets`)
+    size: str = "auto"  # auto | cpu | paper: the preset's CPU or published size (auto: cpu unless on CUDA)
     z_dim: int = 100  # latent size
     latent: str = "normal"  # latent distribution: normal | uniform (on [-1, 1])
     init: str = "normal"  # weight initialisation (see `ganforge inits`); "default" keeps PyTorch's
@@ -243,3 +244,42 @@ def _merge(obj, d: dict, prefix: str) -> None:
             _merge(current, value, full + ".")
         else:
             setattr(obj, key, _coerce(value, types[key], full))
+
+
+def _other_section(cfg: Config, key: str) -> str:
+    """' (did you mean 'optim.lr_d'?)' when ``key`` exists in another section."""
+    for section in dataclasses.fields(cfg):
+        sub = getattr(cfg, section.name)
+        if _is_dataclass_instance(sub) and key in _field_types(sub):
+            return f" (did you mean '{section.name}.{key}'?)"
+    return ""
+
+
+def set_key(cfg: Config, path: list[str], value: Any) -> None:
+    """Set the config key ``path`` (["train", "n_critic"]) to ``value``, checked and converted."""
+    obj: Any = cfg
+    for i, part in enumerate(path):
+        full = ".".join(path[: i + 1])
+        last = i == len(path) - 1
+        if isinstance(obj, dict):  # free-form mapping fields (model.g, loss.penalties, ...)
+            if last:
+                obj[part] = value
+            else:
+                obj = obj.setdefault(part, {})
+                if not isinstance(obj, dict):
+                    raise ConfigError(f"{full} is not a mapping")
+            continue
+        types = _field_types(obj)
+        if part not in types:
+            hint = _other_section(cfg, part) or did_you_mean(part, types)  # an exact key elsewhere first
+            raise ConfigError(f"unknown config key '{full}'{hint}; valid keys here: {', '.join(types)}")
+        if last:
+            current = getattr(obj, part)
+            if _is_dataclass_instance(current):
+                _merge(current, value, full + ".")
+            else:
+                setattr(obj, part, _coerce(value, types[part], full))
+        else:
+            obj = getattr(obj, part)
+            if not (_is_dataclass_instance(obj) or isinstance(obj, dict)):
+                raise ConfigError(f"{full} is a value, not a section")

@@ -1,0 +1,127 @@
+"""Model sizes (``model.size``): each preset's published ("paper") size for GPUs and a CPU size.
+
+A preset's mapping (:mod:`.presets`) is the part every size shares. ``paper`` adds what the
+published configuration needs on top (wide nets, many critic steps); ``cpu`` shrinks what makes a
+training step slow on a laptop CPU (widths, blocks, critic steps) so that the model learns within
+minutes. ``auto`` (the default) becomes ``cpu`` when the run trains on the CPU or Apple's ``mps``
+and ``paper`` on CUDA; the resolved size is printed and recorded in the run's config.yaml.
+
+Keys the user sets (a config file or ``--set``) always win over a size: ``--set model.g.width=128``
+keeps width 128 at either size. A size is applied once: a config whose ``model.size`` is already
+``cpu`` or ``paper`` (a run's saved config.yaml) is not changed again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ConfigError
+from .presets import PRESETS, preset_config
+from .schema import Config, set_key
+
+SIZE_NAMES = ("auto", "cpu", "paper")
+
+_W32 = {"model": {"g": {"width": 32}, "d": {"width": 32}}}  # DCGAN nets at half width: ~4x fewer FLOPs
+_SN_CPU = {"model": {"g": {"width": 64}, "d": {"width": 64}}, "train": {"n_critic": 2}}  # ResNet G/D
+_WGAN_CPU = {"model": {"g": {"width": 32}, "d": {"width": 32}}, "train": {"n_critic": 2}}
+
+# preset -> {size: mapping}. A size missing from a preset's entry leaves the preset as it is (the
+# shared mapping already is that size: the MLP GANs and the sequence GANs are cheap everywhere).
+SIZES: dict[str, dict[str, dict]] = {
+    "dcgan": {"cpu": _W32},
+    "lsgan": {"cpu": _W32},
+    "hinge": {"cpu": _W32},
+    "pacgan": {"cpu": _W32},
+    "cgan": {"cpu": _W32},
+    "acgan": {"cpu": _W32},
+    "projection-dcgan": {"cpu": _W32},
+    "wgan": {"cpu": _WGAN_CPU},
+    "wgan-gp": {"cpu": _WGAN_CPU},
+    "wgan-lp": {"cpu": _WGAN_CPU},
+    "sngan": {"cpu": _SN_CPU, "paper": {"model": {"g": {"width": 256}, "d": {"width": 128}}}},
+    "projection": {"cpu": _SN_CPU, "paper": {"model": {"g": {"width": 256}, "d": {"width": 128}}}},
+    "biggan": {"cpu": {"model": {"g": {"width": 64}, "d": {"width": 64}}, "train": {"n_critic": 1}},
+               "paper": {"model": {"g": {"width": 256}, "d": {"width": 256}}}},
+    "sagan": {"paper": {"model": {"g": {"width": 256}, "d": {"width": 256}}}},
+    "stylegan2": {"paper": {"model": {"g": {"w_dim": 512, "map_depth": 8, "channel_base": 32768, "channel_max": 512},
+                                      "d": {"channel_base": 32768, "channel_max": 512}}}},
+    "pix2pix": {"cpu": _W32},
+    "deblur": {"cpu": _W32},
+    "cyclegan": {"cpu": {"model": {"g": {"width": 32, "n_blocks": 3}, "d": {"width": 32}}}},
+    "srgan": {"cpu": {"model": {"g": {"width": 32}, "d": {"width": 32}}},
+              "paper": {"model": {"g": {"n_blocks": 16}}}},
+    "stargan": {"paper": {"model": {"g": {"width": 64, "n_blocks": 6}, "d": {"width": 64}}}},
+    "sgan": {"cpu": _W32},
+}
+
+
+def _flatten(d: dict, prefix: tuple = ()) -> list[tuple[tuple, Any]]:
+    out = []
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out += _flatten(v, prefix + (k,))
+        else:
+            out.append((prefix + (k,), v))
+    return out
+
+
+def explicit_keys(file_d: dict, overrides_paths: list[list[str]]) -> set[tuple]:
+    """The dotted keys a config file and ``--set`` overrides name (what a size must not change)."""
+    return {k for k, _ in _flatten(file_d)} | {tuple(p) for p in overrides_paths}
+
+
+def _covered(key: tuple, explicit: set[tuple]) -> bool:
+    """True when the user set ``key``, a section holding it, or a key inside it."""
+    return any(key[:len(e)] == e or e[:len(key)] == key for e in explicit)
+
+
+def _changed_keys(cfg: Config) -> set[tuple]:
+    if cfg.preset not in PRESETS:
+        return set()
+    base = dict(_flatten(preset_config(cfg.preset).to_dict()))
+    return {k for k, v in _flatten(cfg.to_dict()) if k not in base or base[k] != v}
+
+
+def size_overlay(preset: str, size: str) -> dict:
+    """The mapping ``size`` adds to ``preset`` ({} when the preset's shared mapping is that size)."""
+    return SIZES.get(preset, {}).get(size, {})
+
+
+def apply_size(cfg: Config, size: str, explicit: set[tuple] | None = None) -> None:
+    """Resolve ``model.size`` to ``size`` ("cpu" or "paper"): the preset's overlay for it goes in,
+    except the keys in ``explicit`` (or recorded by :func:`ganforge.config.resolve`)."""
+    if size not in ("cpu", "paper"):
+        raise ConfigError(f"model.size: expected cpu or paper here, got '{size}'")
+    if explicit is None:
+        explicit = getattr(cfg, "_explicit", None)
+    if explicit is None:  # a Config built in Python: whatever differs from the preset was chosen by hand
+        explicit = _changed_keys(cfg)
+    own_nets = cfg.preset not in PRESETS or PRESETS[cfg.preset][1].get("model", {}).get("arch", "dcgan") == cfg.model.arch
+    for key, value in _flatten(size_overlay(cfg.preset, size)):
+        if key[:2] in (("model", "g"), ("model", "d")) and not own_nets:
+            continue  # the preset's net sizes are arguments of its own family, not of the one chosen instead
+        if not _covered(key, explicit):
+            set_key(cfg, list(key), value)
+    cfg.model.size = size
+
+
+def size_for_device(device_type: str) -> str:
+    """What ``auto`` becomes on a device: the published sizes need a CUDA GPU."""
+    return "paper" if device_type == "cuda" else "cpu"
+
+
+def settle_size(cfg: Config, device_type: str) -> bool:
+    """Resolve ``model.size=auto`` for the device the run trains on; True when it changed the config."""
+    if cfg.model.size != "auto":
+        return False
+    apply_size(cfg, size_for_device(device_type))
+    return True
+
+
+def describe_sizes(preset: str) -> str:
+    """One line: what the CPU and paper sizes of ``preset`` change (for ``ganforge presets``)."""
+    parts = []
+    for size in ("cpu", "paper"):
+        pairs = _flatten(size_overlay(preset, size))
+        parts.append(f"{size}: " + (", ".join(f"{'.'.join(k)}={v}" for k, v in pairs) or "as the preset"))
+    return "; ".join(parts)

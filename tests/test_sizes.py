@@ -1,0 +1,113 @@
+"""model.size: every preset's CPU and published sizes, auto resolution, and user keys winning."""
+
+import pytest
+import yaml
+
+from ganforge.config import PRESETS, SIZES, ConfigError, apply_size, resolve, settle_size
+from ganforge.nets import build_nets, count_params
+from ganforge.tasks import task_of
+from ganforge.validation import validate
+
+
+def test_auto_stays_unresolved_until_the_device_is_known():
+    cfg = resolve("dcgan")
+    assert cfg.model.size == "auto" and cfg.model.g == {}
+    assert settle_size(cfg, "cpu") is True
+    assert cfg.model.size == "cpu" and cfg.model.g == {"width": 32} and cfg.model.d == {"width": 32}
+    assert settle_size(cfg, "cpu") is False  # applied once
+
+
+def test_auto_on_cuda_is_the_paper_size():
+    cfg = resolve("sngan")
+    settle_size(cfg, "cuda")
+    assert cfg.model.size == "paper" and cfg.model.g == {"width": 256} and cfg.train.n_critic == 5
+    cpu = resolve("sngan")
+    settle_size(cpu, "mps")  # Apple GPUs get the CPU size
+    assert cpu.model.size == "cpu" and cpu.model.g == {"width": 64} and cpu.train.n_critic == 2
+
+
+def test_a_known_device_settles_the_size_in_resolve():
+    assert resolve("wgan-gp", overrides=["train.device=cpu"]).train.n_critic == 2
+    assert resolve("wgan-gp", overrides=["train.device=cuda:1"]).train.n_critic == 5
+    assert resolve("wgan-gp", overrides=["train.device=cuda", "model.size=cpu"]).train.n_critic == 2
+
+
+def test_keys_the_user_sets_win_over_either_size(tmp_path):
+    cfg = resolve("sngan", overrides=["model.size=cpu", "train.n_critic=3", "model.g.width=16"])
+    assert cfg.train.n_critic == 3 and cfg.model.g == {"width": 16} and cfg.model.d == {"width": 64}
+    f = tmp_path / "c.yaml"
+    f.write_text(yaml.safe_dump({"preset": "sngan", "model": {"d": {"width": 24}}, "train": {"n_critic": 4}}))
+    cfg = resolve(file=f)
+    settle_size(cfg, "cpu")
+    assert cfg.model.d == {"width": 24} and cfg.train.n_critic == 4 and cfg.model.g == {"width": 64}
+    # a whole section set by the user is not edited either
+    cfg = resolve("dcgan", overrides=["model.g={norm: none}", "model.size=cpu"])
+    assert cfg.model.g == {"norm": "none"} and cfg.model.d == {"width": 32}
+
+
+def test_a_saved_config_is_not_resized_again(tmp_path):
+    cfg = resolve("dcgan", overrides=["model.size=cpu"])
+    f = tmp_path / "config.yaml"
+    f.write_text(cfg.to_yaml())
+    again = resolve(file=f, overrides=["model.g.width=40"])
+    assert again.model.size == "cpu" and again.model.g == {"width": 40} and again.model.d == {"width": 32}
+
+
+def test_unknown_size_is_one_clear_error():
+    with pytest.raises(ConfigError, match="model.size.*choose from: auto, cpu, paper"):
+        resolve("dcgan", overrides=["model.size=tiny"])
+    with pytest.raises(ConfigError, match="cpu or paper"):
+        apply_size(resolve("dcgan"), "auto")
+
+
+def test_sizes_name_only_presets_and_sizes_that_exist():
+    assert set(SIZES) <= set(PRESETS)
+    assert all(set(v) <= {"cpu", "paper"} and v for v in SIZES.values())
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_validates_at_both_sizes(preset):
+    for size in ("cpu", "paper"):
+        cfg = resolve(preset, overrides=[f"model.size={size}"])
+        assert cfg.model.size == size
+        validate(cfg)
+
+
+GENERATE = sorted(p for p in SIZES if task_of(PRESETS[p][1]["model"]["arch"]).name == "generate"
+                  and PRESETS[p][1].get("data", {}).get("name", "fashion-mnist") == "fashion-mnist")
+
+
+@pytest.mark.parametrize("preset", GENERATE)
+def test_the_cpu_size_is_never_larger_than_the_paper_size(preset):
+    counts = {}
+    for size in ("cpu", "paper"):
+        cfg = resolve(preset, overrides=[f"model.size={size}"])
+        G, D, _, _ = build_nets(cfg.model, (1, 28, 28), 10)
+        counts[size] = (count_params(G), count_params(D))
+    assert counts["cpu"][0] <= counts["paper"][0] and counts["cpu"][1] <= counts["paper"][1]
+    assert counts["cpu"] != counts["paper"] or preset not in SIZES
+
+
+def test_training_records_the_resolved_size(tmp_path):
+    from ganforge import train
+    run = train("dcgan", overrides=["data.limit=64", "train.steps=1", "train.batch_size=8", f"out={tmp_path}",
+                                    "train.progress=false", "train.sample_every=0"])
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["model"]["size"] == "cpu" and saved["model"]["g"] == {"width": 32}
+
+
+def test_another_net_family_does_not_get_the_presets_net_sizes():
+    cfg = resolve("dcgan", overrides=["model.arch=mlp", "data.name=ring8"])
+    settle_size(cfg, "cpu")
+    assert cfg.model.size == "cpu" and cfg.model.g == {} and cfg.model.d == {}
+    validate(cfg)
+
+
+def test_a_config_built_in_python_keeps_what_differs_from_its_preset():
+    from ganforge.config import Config, preset_config
+    cfg = preset_config("sngan")
+    cfg.model.g = {"width": 16}
+    cfg.train.batch_size = 8
+    settle_size(cfg, "cpu")
+    assert cfg.model.g == {"width": 16} and cfg.model.d == {"width": 64} and cfg.train.n_critic == 2
+    assert isinstance(cfg, Config)
