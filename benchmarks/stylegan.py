@@ -2,9 +2,9 @@
 
     python benchmarks/stylegan.py [--presets dcgan,stylegan2] [--budgets 2,5,10,20] [--seed 0]
                                   [--n 10000] [--ppl-n 10000] [--project-n 100] [--project-steps 300]
-                                  [--threads 1] [--json out.json]
+                                  [--measure-at 10] [--threads 1] [--json out.json]
 
-Each preset trains on Fashion-MNIST with its own defaults (stylegan2: the CPU-sized preset) in
+Each preset trains on Fashion-MNIST with its own defaults (model.size=auto: the CPU size here) in
 this process, one torch thread, until its training has used each budget of process CPU time
 (``time.process_time`` around the training steps only: evaluation, projection and start-up are
 not counted). At every budget the generator (its EMA when the preset keeps one) is measured:
@@ -17,6 +17,8 @@ not counted). At every budget the generator (its EMA when the preset keeps one) 
   projected (``ganforge.project.project``, ``--project-steps`` Adam steps, pixel MSE + the fmnist
   feature distance) into z for every generator and into w and w+ for style-based ones; mean PSNR
   (dB, on [-1, 1]) and mean feature distance of the reconstructions.
+
+``--measure-at`` limits PPL and projection to some budgets (FID is measured at every budget).
 
 Prints the command, seed, commit and versions beside the table. Several presets run one after the
 other in this process; run one process per preset to use several cores.
@@ -71,7 +73,11 @@ def projection_scores(model, targets, spaces, steps: int, distance, seed: int) -
     return out
 
 
-def measure(model, args, targets, distance) -> tuple[dict, dict]:
+def measure(model, args, targets, distance, full: bool = True) -> tuple[dict, dict]:
+    if not full:  # FID only (the budgets outside --measure-at)
+        ev = evaluate(model, metrics="fid", n=args.n, seed=0, ref="fashion-mnist:test", features="fmnist",
+                      progress=False)
+        return dict(ev["results"]), ev["provenance"]
     ev = evaluate(model, metrics="fid,ppl", n=args.n, seed=0, ref="fashion-mnist:test", features="fmnist",
                   progress=False) if args.n == args.ppl_n else None
     if ev is None:  # different sample counts: two evaluations
@@ -99,15 +105,16 @@ def run_preset(preset: str, args, targets, distance) -> list[dict]:
             used += time.process_time() - t0
             if state.step % 100 == 0:
                 report.flush()
-        results, prov = measure(snapshot(state), args, targets, distance)
-        row = {"preset": preset, "cpu_minutes": budget, "train_cpu_s": round(used, 2), "step": state.step,
+        full = args.measure_at is None or budget in args.measure_at
+        results, prov = measure(snapshot(state), args, targets, distance, full=full)
+        row = {"preset": preset, "size": state.cfg.model.size, "cpu_minutes": budget, "train_cpu_s": round(used, 2), "step": state.step,
                **results, "ppl_distance": prov.get("ppl_distance", "-")}
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
 
 
-COLUMNS = ("preset", "cpu_minutes", "step", "fid", "ppl_z", "ppl_w", "proj_psnr_z", "proj_psnr_w", "proj_psnr_w+",
+COLUMNS = ("preset", "size", "cpu_minutes", "step", "fid", "ppl_z", "ppl_w", "proj_psnr_z", "proj_psnr_w", "proj_psnr_w+",
            "proj_feat_z", "proj_feat_w", "proj_feat_w+")
 
 
@@ -128,10 +135,13 @@ def main(argv=None) -> int:
     p.add_argument("--ppl-n", type=int, default=10000, help="paths for PPL (default 10000)")
     p.add_argument("--project-n", type=int, default=100, help="test images to project (default 100)")
     p.add_argument("--project-steps", type=int, default=300)
+    p.add_argument("--measure-at", default=None,
+                   help="budgets at which PPL and projection are measured too (default: every budget; FID always)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", default=None, help="also write the rows and provenance here")
     args = p.parse_args(argv)
     args.budgets = [float(b) for b in args.budgets.split(",")]
+    args.measure_at = None if args.measure_at is None else [float(b) for b in args.measure_at.split(",")]
     print(f"command: {' '.join([sys.executable, *sys.argv])}")
     print(f"seed {args.seed}, commit {commit()}, torch {torch.__version__}, python {platform.python_version()}, "
           f"threads {args.threads}")
@@ -142,7 +152,7 @@ def main(argv=None) -> int:
     for preset in args.presets.split(","):
         rows += run_preset(preset.strip(), args, targets, distance)
     print(table(rows))
-    print(f"PPL distance: {rows[0]['ppl_distance'] if rows else '-'}")
+    print(f"PPL distance: {next((r['ppl_distance'] for r in rows if r['ppl_distance'] != '-'), '-')}")
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "args": vars(args), "commit": commit(),
                                                "command": sys.argv}, indent=1))
