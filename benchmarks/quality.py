@@ -36,10 +36,10 @@ def quality(presets, budgets_min=(2, 5, 10, 20), n: int = 10000, seed: int = 0,
                                      extractor=ext, seed=seed, progress=False)
             net.train()
             r = out["results"]
-            row = {"preset": preset, "budget_cpu_min": budget, "step": state.step, "seed": seed,
+            row = {"preset": preset, "size": state.cfg.model.size, "budget_cpu_min": budget, "step": state.step, "seed": seed,
                    "wall_min": (time.perf_counter() - t_wall) / 60, **r}
             rows.append(row)
-            print(f"{preset:8s} {budget:>3g} CPU-min (step {state.step}): FID {r['fid']:.2f}, "
+            print(f"{preset:8s} ({state.cfg.model.size} size) {budget:>3g} CPU-min (step {state.step}): FID {r['fid']:.2f}, "
                   f"KID {r['kid_mean']:.4f}, P {r['precision']:.3f}, R {r['recall']:.3f}, "
                   f"D {r['density']:.3f}, C {r['coverage']:.3f}, IS {r['is_mean']:.2f}", flush=True)
     return rows
@@ -49,7 +49,7 @@ def main(args) -> int:
     presets = (args.presets or "dcgan,wgan-gp,hinge").split(",")
     budgets = [float(b) if "." in b else int(b) for b in (args.budgets or "2,5,10,20").split(",")]
     seed = args.seeds[0]
-    header(args, f"fashion-mnist train, presets' defaults, budgets {budgets} process CPU-minutes "
+    header(args, f"fashion-mnist train, presets' defaults (model.size=auto: cpu without CUDA), budgets {budgets} process CPU-minutes "
                  f"(evaluation excluded), 10000 samples vs 10000 test images, features fmnist, seed {seed}", seeds=[seed])
     rows = quality(presets, budgets, seed=seed, extra=list(args.set or []))
     fl = floor(seed=seed)
