@@ -184,6 +184,8 @@ def test_eval_config_is_validated(make_cfg):
 def test_eval_modes_on_a_toy_run(train_tiny, tmp_path, capsys):
     run = train_tiny("train.steps=2")
     assert main(["eval", str(run), "--metrics", "modes", "--n", "500", "--out", str(tmp_path / "m.json")]) == 0
+    head = capsys.readouterr().out.splitlines()[0]
+    assert head.endswith("500 samples, seed 0") and "images)" not in head and "features" not in head
     res = json.loads((tmp_path / "m.json").read_text())
     assert set(res["results"]) == {"modes", "hq_fraction", "reverse_kl"}
     assert 0 <= res["results"]["modes"] <= 8 and res["provenance"]["step"] == 2

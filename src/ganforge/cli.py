@@ -244,8 +244,11 @@ def cmd_eval(args) -> int:
                        metrics=args.metrics, features=args.features, n=args.n, ref=args.ref,
                        seed=args.seed, device=args.device)
     p = out["provenance"]
-    print(f"{p['run']} step {p['step']}{' (EMA)' if p['ema'] else ''}: {p['n']} samples vs {p['reference']} "
-          f"({p['reference_n']} images), features {p['extractor']} sha256 {p['extractor_sha256'][:12]}, seed {p['seed']}")
+    against = (f" vs {p['reference']} ({p['reference_n']} images)" if p.get("reference_n") else "")
+    feats = (f", features {p['extractor']} sha256 {p['extractor_sha256'][:12]}"
+             if p.get("extractor") not in (None, "", "-") else "")
+    print(f"{p['run']} step {p['step']}{' (EMA)' if p['ema'] else ''}: {p['n']} samples{against}{feats}, "
+          f"seed {p['seed']}")
     print(format_table(out["results"]))
     dest = Path(args.out) if args.out else _default_dir(args.run_dir) / f"eval-step{p['step']}.json"
     write_json_atomic(dest, out)
