@@ -135,6 +135,7 @@ def test_style_mix_cli_and_its_errors(runs, tmp_path, capsys):
     out = tmp_path / "mix.png"
     assert main(["style-mix", str(runs["style"]), "--rows", "2", "--cols", "3", "--out", str(out)]) == 0
     assert Image.open(out).size == (4 * 30 + 2, 3 * 30 + 2)  # 28 px cells with 2 px padding
+    assert "step 2, EMA, seed 0)" in capsys.readouterr().out  # which weights drew it, as sample says
     assert main(["style-mix", str(runs["dcgan"]), "--out", str(out)]) == 2
     assert "needs a style-based generator" in capsys.readouterr().err
     assert main(["style-mix", str(runs["style"]), "--split", "99", "--out", str(out)]) == 2

@@ -36,7 +36,7 @@ def cmd_style_mix(args) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     save_grid(x, out, nrow=args.cols + 1)
     print(f"wrote {out} ({args.rows} x {args.cols}: layers 0-{split - 1} from the rows, {split}-{g.net.num_ws - 1} "
-          f"from the columns; step {g.step}, seed {args.seed})")
+          f"from the columns; step {g.step}{', EMA' if g.ema else ''}, seed {args.seed})")
     return 0
 
 
