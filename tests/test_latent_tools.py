@@ -1,5 +1,6 @@
 """The latent-space commands on trained runs: `ganforge project` (z for any image generator, w / w+
-for style-based ones), `ganforge style-mix`, and truncation as psi in `sample` / `interpolate`."""
+for style-based ones), `ganforge style-mix`, `ganforge truncation` (a psi sweep), and truncation as psi in
+`sample` / `interpolate`."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from ganforge.imagefiles import read_image, write_image
 from ganforge.interpolate import interpolation_frames
 from ganforge.metrics.image import psnr
 from ganforge.stylemix import style_mix_grid
+from ganforge.truncation import parse_psi_list, truncation_grid
 
 pytestmark = [pytest.mark.skipif(not (gi.DEBIAN_FASHION_MNIST / "t10k-images-idx3-ubyte.gz").is_file(),
                                  reason="Debian package dataset-fashion-mnist not installed"),
@@ -133,10 +135,59 @@ def test_style_mix_cli_and_its_errors(runs, tmp_path, capsys):
     out = tmp_path / "mix.png"
     assert main(["style-mix", str(runs["style"]), "--rows", "2", "--cols", "3", "--out", str(out)]) == 0
     assert Image.open(out).size == (4 * 30 + 2, 3 * 30 + 2)  # 28 px cells with 2 px padding
+    assert "step 2, EMA, seed 0)" in capsys.readouterr().out  # which weights drew it, as sample says
     assert main(["style-mix", str(runs["dcgan"]), "--out", str(out)]) == 2
     assert "needs a style-based generator" in capsys.readouterr().err
     assert main(["style-mix", str(runs["style"]), "--split", "99", "--out", str(out)]) == 2
     assert "--split must be in 1.." in capsys.readouterr().err
+
+
+def test_truncation_grid_rows_are_latents_and_columns_are_psi(runs):
+    g = ganforge.load(runs["style"])
+    psi = (1.0, 0.5, 0.0, -0.5)
+    x = truncation_grid(g, psi=psi, rows=3, seed=7)
+    assert x.shape == (3 * len(psi), *g.data_shape)
+    grid = x.view(3, len(psi), *g.data_shape)
+    # the latents are sample()'s for the same seed; w is moved by hand: w_avg + psi (w - w_avg)
+    z = g.latent(3, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        w = g.net.mapping(z, update_w_avg=False)  # (3, L, w_dim), psi 1
+        avg = g.net.w_avg.expand_as(w)
+        for c, p in enumerate(psi):
+            want = g.net.synthesize(avg + p * (w - avg), noise_mode="const")
+            torch.testing.assert_close(grid[:, c], want)
+    assert g.net.w_avg.abs().sum() > 0  # training moved the average: psi 0 is not simply w = 0
+    torch.testing.assert_close(grid[0, 2], grid[2, 2])  # psi 0: every row shows the average w's image
+    assert not torch.allclose(grid[0, 0], grid[2, 0])  # psi 1: the rows differ
+    assert not torch.allclose(grid[0, 0], grid[0, 1])  # psi is applied column by column
+    torch.testing.assert_close(truncation_grid(g, psi=psi, rows=3, seed=7), x)  # seeded: the same picture
+
+
+def test_truncation_cli_writes_a_latent_by_psi_picture(runs, tmp_path, capsys):
+    out = tmp_path / "t.png"
+    assert main(["truncation", str(runs["style"]), "--rows", "2", "--out", str(out)]) == 0
+    assert Image.open(out).size == (6 * 30 + 2, 2 * 30 + 2)  # default psi 1, 0.8, ..., 0: six columns
+    assert "2 latents x psi 1, 0.8, 0.6, 0.4, 0.2, 0;" in capsys.readouterr().out
+    assert main(["truncation", str(runs["style"]), "--psi", "1,0", "--rows", "3", "--out", str(out)]) == 0
+    assert Image.open(out).size == (2 * 30 + 2, 3 * 30 + 2)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--psi", "1,x"], "--psi takes comma-separated numbers"),
+    (["--psi", ""], "--psi takes comma-separated numbers"),
+    (["--psi", "1,nan"], "--psi takes comma-separated numbers"),
+    (["--rows", "0"], "--rows must be >= 1"),
+])
+def test_truncation_cli_user_errors_are_one_line(runs, tmp_path, capsys, args, message):
+    assert main(["truncation", str(runs["style"]), "--out", str(tmp_path / "t.png"), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+
+
+def test_truncation_refuses_models_without_a_mapping_net(runs, tmp_path, capsys):
+    assert main(["truncation", str(runs["dcgan"]), "--out", str(tmp_path / "t.png")]) == 2
+    assert "needs a style-based generator" in capsys.readouterr().err
+    assert parse_psi_list("1, 0.7,0") == (1.0, 0.7, 0.0)
 
 
 def test_interpolate_truncation_is_psi_for_style_based_models(runs):

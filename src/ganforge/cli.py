@@ -358,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_interpolate)
 
     from .cli_style import add_commands
-    add_commands(sub)  # project, style-mix
+    add_commands(sub)  # project, style-mix, truncation
 
     for name, helptext, func in (("translate", "image-to-image: run a pix2pix / CycleGAN model on image files",
                                   cmd_translate),

@@ -1,5 +1,5 @@
-"""The command line's latent-space tools: ``ganforge project`` and ``ganforge style-mix``
-(added to the parser by :func:`add_commands`)."""
+"""The command line's latent-space tools: ``ganforge project``, ``ganforge style-mix`` and
+``ganforge truncation`` (added to the parser by :func:`add_commands`)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,23 @@ def cmd_style_mix(args) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     save_grid(x, out, nrow=args.cols + 1)
     print(f"wrote {out} ({args.rows} x {args.cols}: layers 0-{split - 1} from the rows, {split}-{g.net.num_ws - 1} "
-          f"from the columns; step {g.step}, seed {args.seed})")
+          f"from the columns; step {g.step}{', EMA' if g.ema else ''}, seed {args.seed})")
+    return 0
+
+
+def cmd_truncation(args) -> int:
+    from .loading import load
+    from .truncation import parse_psi_list, truncation_grid
+    from .viz import save_grid
+    psi = parse_psi_list(args.psi)
+    g = load(args.run_dir, args.checkpoint, ema=False if args.no_ema else None)
+    x = truncation_grid(g, psi=psi, rows=args.rows, seed=args.seed)
+    out = Path(args.out) if args.out else (Path.cwd() if str(args.run_dir).startswith("hf://") else
+                                           Path(args.run_dir)) / f"truncation-step{g.step}-seed{args.seed}.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_grid(x, out, nrow=len(psi))
+    print(f"wrote {out} ({args.rows} latents x psi {', '.join(f'{p:g}' for p in psi)}; step {g.step}"
+          f"{', EMA' if g.ema else ''}, seed {args.seed})")
     return 0
 
 
@@ -74,5 +90,17 @@ def add_commands(sub) -> None:
     s.add_argument("--no-ema", action="store_true")
     s.set_defaults(func=cmd_style_mix)
 
+    s = sub.add_parser("truncation", help="style-based models: a truncation sweep (rows: latents, columns: psi "
+                                          "from 1 towards the average w)")
+    s.add_argument("run_dir", help=_RUN_HELP)
+    s.add_argument("--psi", default="1,0.8,0.6,0.4,0.2,0",
+                   help="comma-separated psi values, one column each (default 1,0.8,0.6,0.4,0.2,0)")
+    s.add_argument("--rows", type=int, default=4, help="latents, one row each (default 4)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the latents (as in `ganforge sample`)")
+    s.add_argument("--out", "-o", help="output PNG (default RUN_DIR/truncation-stepN-seedS.png)")
+    s.add_argument("--checkpoint", help="step number or checkpoint folder (default: newest)")
+    s.add_argument("--no-ema", action="store_true")
+    s.set_defaults(func=cmd_truncation)
 
-__all__ = ["add_commands", "cmd_project", "cmd_style_mix"]
+
+__all__ = ["add_commands", "cmd_project", "cmd_style_mix", "cmd_truncation"]

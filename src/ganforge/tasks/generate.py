@@ -24,7 +24,7 @@ class GenerateTask(Task):
     objective = GANObjective
     own_terms = {"aux": "ACGAN: classifier cross-entropy on real (D) and generated (D and G) samples",
                  "pl": "StyleGAN2: lazy path-length regularisation of style-based G (weight 2, every loss.pl_every)"}
-    verbs = ("sample", "interpolate", "synthesize", "eval", "project", "style-mix")
+    verbs = ("sample", "interpolate", "synthesize", "eval", "project", "style-mix", "truncation")
     default_metrics = "fid,kid,pr,dc,is"
 
     def validate(self, cfg) -> None:
