@@ -147,8 +147,9 @@ class Children:
 # -- the report ----------------------------------------------------------------------------------------
 
 def reach(points, target: float) -> float | None:
-    """CPU-seconds (measured) at the first evaluation with FID <= target; None if never."""
-    return next((p["cpu_s"] for p in points if p["fid"] <= target), None)
+    """CPU-seconds of training at the first evaluation with FID <= target (its scheduled time: the
+    measured one is at most one step later); None if never."""
+    return next((p["t_s"] for p in points if p["fid"] <= target), None)
 
 
 def tables(results: dict, target: float, pre: dict | None) -> str:
@@ -157,7 +158,7 @@ def tables(results: dict, target: float, pre: dict | None) -> str:
     at = {r: {p["t_s"]: p["fid"] for p in results[r]["points"]} for r in rows}
     lines = ["| CPU-min | " + " | ".join(f"FID {r}" for r in rows) + " |", "| ---: |" + " ---: |" * len(rows)]
     for t in ts:
-        lines.append(f"| {t / 60:.1f} | " + " | ".join(f"{at[r][t]:.2f}" if t in at[r] else "-" for r in rows) + " |")
+        lines.append(f"| {t / 60:.2f} | " + " | ".join(f"{at[r][t]:.2f}" if t in at[r] else "-" for r in rows) + " |")
     base = reach(results["scratch"]["points"], target) if "scratch" in results else None
     lines += ["", f"Target FID {target:.2f}:", "",
               "| run | FID at 0 | final FID | best FID | CPU-min to target | scratch's CPU-min / this |",

@@ -49,12 +49,12 @@ def test_cpu_minutes_to_target_and_the_table():
     results = {"scratch": {"points": _points([300, 120, 80, 50])},
                "finetune-gd": {"points": _points([90, 45, 40, 41])},
                "finetune-g": {"points": _points([90, 70, 60, 55])}}
-    assert finetune.reach(results["scratch"]["points"], 50) == 90.2  # the first evaluation at or below
-    assert finetune.reach(results["finetune-gd"]["points"], 50) == 30.2
+    assert finetune.reach(results["scratch"]["points"], 50) == 90  # the first evaluation at or below
+    assert finetune.reach(results["finetune-gd"]["points"], 50) == 30
     assert finetune.reach(results["finetune-g"]["points"], 50) is None
     text = finetune.tables(results, 50.0, {"cpu_s": 480.5, "classes": [0, 1], "step": 7, "fid_own_classes": 33.0})
-    assert "| 0.5 | 120.00 | 45.00 | 70.00 |" in text
-    assert "| finetune-gd | 90.00 | 41.00 | 40.00 | 0.50 | 2.99x |" in text  # 90.2 / 30.2
+    assert "| 0.50 | 120.00 | 45.00 | 70.00 |" in text
+    assert "| finetune-gd | 90.00 | 41.00 | 40.00 | 0.50 | 3.00x |" in text
     assert "| scratch | 300.00 | 50.00 | 50.00 | 1.50 | 1.00x |" in text
     assert "| finetune-g | 90.00 | 55.00 | 55.00 | not reached | - |" in text
     assert "8.01 CPU-min on classes 0,1" in text
