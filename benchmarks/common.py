@@ -27,7 +27,7 @@ import torch
 
 # -- ganforge internals used by the benchmarks (the one place to change when they move) ----------
 from ganforge import __version__, load
-from ganforge.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+from ganforge.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_run
 from ganforge.config import resolve
 from ganforge.data import Split, load_reference
 from ganforge.data.images import load_split
@@ -41,12 +41,13 @@ from ganforge.loop import build_state, train_step
 from ganforge.metrics import fid_from_features
 from ganforge.metrics.image import bicubic_upscale, psnr, ssim
 from ganforge.metrics.modes import mode_metrics
+from ganforge.model_folder import save_model_folder
 from ganforge.nets import sample_latent
 from ganforge.perceptual import FeatureDistance
 from ganforge.project import project
 from ganforge.reporting import Reporter
 from ganforge.rundir import read_metrics
-from ganforge.session import train
+from ganforge.session import _new_run_dir, train  # _new_run_dir: config + run info, as `ganforge train` writes
 from ganforge.studio.demo import append_metrics, write_fake_run
 from ganforge.tasks import TASKS
 from ganforge.trained import TrainedGenerator
@@ -59,8 +60,8 @@ __all__ = [  # the ganforge names the benchmark files take from here
     "load_reference", "project", "validate", "write_fake_run", "bicubic_upscale", "build_state", "compute", "fid_from_features",
     "conditional_results", "evaluate_generator", "get_feature_extractor", "latest_checkpoint",
     "list_checkpoints", "load", "load_checkpoint", "load_config_pairs", "load_split", "mode_metrics",
-    "parse_metrics", "psnr", "read_metrics", "reference_features", "resolve", "seeded_sampler", "ssim",
-    "stacked_modes", "train", "train_step", "translation_results",
+    "parse_metrics", "psnr", "read_metrics", "reference_features", "resolve", "save_model_folder",
+    "save_state_run", "seeded_sampler", "ssim", "stacked_modes", "train", "train_step", "translation_results",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository root
@@ -201,6 +202,15 @@ def budget_train(preset: str, overrides: list[str], cpu_minutes: float, seed: in
     state = build_state(cfg)
     train_for_cpu(state, Reporter(), cpu_minutes * 60)
     return state
+
+
+def save_state_run(state, run_dir: Path) -> Path:
+    """Write a state trained in this process (e.g. by :func:`train_for_cpu`) as the run folder
+    ``run_dir`` that ``ganforge train`` would have left at its step: config, run info and a
+    complete checkpoint (what ``train.init`` and ``ganforge save-model`` read)."""
+    run = _new_run_dir(state.cfg, state, run_dir)
+    save_run(state, run)
+    return run
 
 
 def as_generator(state):

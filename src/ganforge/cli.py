@@ -402,7 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated metric names (`ganforge list metrics`); default: what fits the model's task")
     s.add_argument("--features", default="fmnist", help="feature extractor (default fmnist)")
     s.add_argument("--n", type=int, default=10000, help="generated samples (default 10000)")
-    s.add_argument("--ref", default=None, help="reference dataset:split (default: the run's dataset, test split)")
+    s.add_argument("--ref", default=None, help="reference dataset:split[@C,C...] (e.g. fashion-mnist:test@5,7: classes 5 and 7 only; "
+                        "default: the run's dataset, test split, its data.classes)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--checkpoint", help="step number or checkpoint folder (default: newest)")
     s.add_argument("--no-ema", action="store_true")

@@ -46,6 +46,11 @@ def check_values(cfg: Config) -> Config:
     if d.channels not in (0, 1, 3):
         raise ConfigError(f"data.channels: must be 0 (dataset's own), 1 or 3, got {d.channels}")
     positive("data.limit", d.limit, allow_zero=True)
+    for c in d.classes:  # the dataset's class count is checked by the dataset registry
+        if isinstance(c, bool) or not isinstance(c, int) or c < 0:
+            raise ConfigError(f"data.classes: class indices must be integers >= 0, got {c!r}")
+    if len(set(d.classes)) != len(d.classes):
+        raise ConfigError(f"data.classes: a class is given twice in {d.classes}")
     positive("data.labels_per_class", d.labels_per_class)
     positive("data.length", d.length, allow_zero=True)
     positive("data.features", d.features)

@@ -37,7 +37,10 @@ class DataConfig:
     root: str = ""  # where datasets live; "" = $GANFORGE_DATA or ~/.cache/ganforge/data
     image_size: int = 0  # resize images to this size; 0 = the dataset's own size
     channels: int = 0  # 1 (grayscale) or 3 (RGB); 0 = the dataset's own
-    limit: int = 0  # use only the first N training samples; 0 = all
+    limit: int = 0  # use only the first N training samples (after data.classes); 0 = all
+    # keep only these class indices of a labelled dataset, e.g. [5, 7]; [] = all. Applies to the
+    # train split and to the run's default evaluation reference (NAME:test@5,7); labels keep their indices
+    classes: list = field(default_factory=list)
     download: bool = True  # allow torchvision to download when the files are missing
     labels_per_class: int = 10  # semi:NAME: labelled samples kept per class (Salimans et al.: 10 on MNIST)
     # time series (sines, csv:PATH, npy:PATH)

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .base import DataError, InMemorySource
-from .registry import DATASETS, Dataset, Split
+from .registry import DATASETS, Dataset, Split, check_classes, class_index
 
 # -- shared helpers --------------------------------------------------------------------------
 
@@ -244,7 +244,7 @@ def _read_torchvision(ds: ImageDataset, root: Path, train: bool, download: bool)
 
 def load_split(name: str, split: str = "test", *, root: str | Path | None = None,
                image_size: int = 0, channels: int = 0, limit: int = 0,
-               download: bool = False) -> tuple[Tensor, Tensor]:
+               download: bool = False, classes=()) -> tuple[Tensor, Tensor]:
     """One split of a named dataset, prepared like the training data.
 
     Args:
@@ -253,8 +253,8 @@ def load_split(name: str, split: str = "test", *, root: str | Path | None = None
         root: data root; None = ``$GANFORGE_DATA`` or ``~/.cache/ganforge/data``.
         image_size: resize to this square size (antialiased bilinear); 0 = as stored.
         channels: 1 (gray) or 3 (RGB); 0 = as stored.
-        limit: keep only the first ``limit`` images of the split (in file order); 0 = all.
-        download: allow torchvision to download missing files.
+        limit: keep only the first ``limit`` images of the split (in file order, after ``classes``); 0 = all.
+        download: allow torchvision to download missing files.  classes: keep only these class indices.
 
     Returns:
         ``(images, labels)``: uint8 ``(N, C, H, W)`` in [0, 255] and int64 ``(N,)``.
@@ -270,6 +270,9 @@ def load_split(name: str, split: str = "test", *, root: str | Path | None = None
     ds = IMAGE_DATASETS[name]
     root = Path(root).expanduser() if root else default_data_root()
     images, labels = _read_torchvision(ds, root, split == "train", download)
+    if classes:  # data.classes: before the limit
+        idx = class_index(labels, check_classes(name, classes), f"{name} {split}")
+        images, labels = images[idx], labels[idx]
     if limit > 0:
         images, labels = images[:limit].clone(), labels[:limit].clone()  # free the rest
     if channels == 1:  # fewer channels first: cheaper to resize
@@ -283,22 +286,21 @@ def load_config_split(cfg, split: str = "test", *, limit: int | None = None) -> 
     """:func:`load_split` with the root, size and channels of a run config.
 
     ``limit`` None means ``cfg.data.limit`` for the train split and all images for the test split
-    (``data.limit`` only restricts training data).
+    (``data.limit`` only restricts training data); ``data.classes`` applies to both splits.
     """
     if limit is None:
         limit = cfg.data.limit if split == "train" else 0
     return load_split(cfg.data.name, split, root=cfg.data_root, image_size=cfg.data.image_size,
-                      channels=cfg.data.channels, limit=limit, download=cfg.data.download)
+                      channels=cfg.data.channels, limit=limit, download=cfg.data.download, classes=cfg.data.classes)
 
 
 def _dataset_factory(name: str):
     def build(cfg, path: str = "") -> InMemorySource:
         images, labels = load_config_split(cfg, "train")
         c, h, w = images.shape[1:]
-        desc = (f"{name} train: {len(images)} images {c}x{h}x{w}, "
-                f"{IMAGE_DATASETS[name].num_classes} classes, from {cfg.data_root}")
-        return InMemorySource(images, labels, seed=cfg.seed,
-                              num_classes=IMAGE_DATASETS[name].num_classes, description=desc)
+        k, kept = IMAGE_DATASETS[name].num_classes, ",".join(map(str, cfg.data.classes))
+        desc = f"{name} train: {len(images)} images {c}x{h}x{w}, {f'classes {kept} of ' if kept else ''}{k} classes"
+        return InMemorySource(images, labels, seed=cfg.seed, num_classes=k, description=f"{desc}, from {cfg.data_root}")
     build.__doc__ = IMAGE_DATASETS[name].help
     build.__name__ = f"{name.replace('-', '_')}_source"
     return build
@@ -310,7 +312,7 @@ def _split(name: str, split: str, **kw) -> Split:
 
 for _name, _ds in IMAGE_DATASETS.items():
     DATASETS.register(_name)(Dataset(build=_dataset_factory(_name), task="generate", help=_ds.help,
-                                     split=_split, classes=_ds.classes))
+                                     split=_split, classes=_ds.classes, subsets=True))
 
 
 # -- folders of images -----------------------------------------------------------------------
@@ -488,10 +490,9 @@ def folder_source(cfg, path: str | Path, *, max_pixels: int = MAX_PIXELS) -> Ima
     return ImageFolderSource(data, files=used, skipped=skipped, seed=cfg.seed, description=desc)
 
 
-__all__ = ["DEBIAN_FASHION_MNIST", "DEFAULT_FOLDER_SIZE", "IMAGE_DATASETS", "IMAGE_EXTENSIONS",
-           "ImageDataset", "ImageFolderSource", "MAX_PIXELS", "SkippedFile", "convert_channels",
-           "default_data_root", "folder_source", "list_image_files", "load_config_split",
-           "load_split", "prepare_fashion_mnist", "resize_images"]
+__all__ = ["DEBIAN_FASHION_MNIST", "DEFAULT_FOLDER_SIZE", "IMAGE_DATASETS", "IMAGE_EXTENSIONS", "ImageDataset",
+           "ImageFolderSource", "MAX_PIXELS", "SkippedFile", "convert_channels", "default_data_root", "folder_source",
+           "list_image_files", "load_config_split", "load_split", "prepare_fashion_mnist", "resize_images"]
 
 
 DATASETS.register("folder")(Dataset(

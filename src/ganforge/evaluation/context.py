@@ -36,12 +36,17 @@ def reference_features(ref: str, extractor, *, n: int = 0, image_size: int = 0, 
     from safetensors.torch import load_file, save_file
 
     from ..data import dataset, load_reference, parse_ref
+    from ..data.registry import split_classes
     name, split = parse_ref(ref)
+    classes = split_classes(ref)[1]
     cache = cache and not dataset(name).scheme
     prov = {"dataset": name, "split": split, "n": int(n), "image_size": image_size, "channels": channels,
             "extractor": extractor.name, "extractor_sha256": extractor.sha256, "preprocessing": PREPROCESSING}
+    if classes:  # only then: the keys of existing whole-split caches stay valid
+        prov["classes"] = list(classes)
     key = hashlib.sha256(json.dumps(prov, sort_keys=True).encode()).hexdigest()[:16]
-    path = cache_dir() / f"{name}-{split}-{extractor.name}-{key}.safetensors"
+    tag = f"-c{'_'.join(map(str, classes))}" if classes else ""  # -c5_7: classes 5 and 7
+    path = cache_dir() / f"{name}-{split}{tag}-{extractor.name}-{key}.safetensors"
     if cache and path.is_file():
         try:
             t = load_file(str(path))
@@ -85,8 +90,10 @@ class EvalContext:
     # -- shared pieces, made on first use -------------------------------------------------------
     @property
     def ref(self) -> str:
-        if self._ref is None:
-            self._ref = self.task.default_ref(self.model.cfg)
+        if self._ref is None:  # a run trained on some classes (data.classes) is compared with those classes
+            from ..data.registry import with_classes
+            cfg = self.model.cfg
+            self._ref = with_classes(self.task.default_ref(cfg), getattr(cfg.data, "classes", ()))
         return self._ref
 
     def extractor(self):
