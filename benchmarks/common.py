@@ -47,7 +47,7 @@ from ganforge.perceptual import FeatureDistance
 from ganforge.project import project
 from ganforge.reporting import Reporter
 from ganforge.rundir import read_metrics
-from ganforge.session import _new_run_dir, train  # _new_run_dir: config + run info, as `ganforge train` writes
+from ganforge.session import new_run_dir, train
 from ganforge.studio.demo import append_metrics, write_fake_run
 from ganforge.tasks import TASKS
 from ganforge.trained import TrainedGenerator
@@ -208,7 +208,7 @@ def save_state_run(state, run_dir: Path) -> Path:
     """Write a state trained in this process (e.g. by :func:`train_for_cpu`) as the run folder
     ``run_dir`` that ``ganforge train`` would have left at its step: config, run info and a
     complete checkpoint (what ``train.init`` and ``ganforge save-model`` read)."""
-    run = _new_run_dir(state.cfg, state, run_dir)
+    run = new_run_dir(state.cfg, state, run_dir)
     save_run(state, run)
     return run
 

@@ -31,7 +31,7 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.run_dir, self.step = Path(run_dir), step
 
 
-def _new_run_dir(cfg: Config, state: RunState, run_dir: str | Path | None) -> Path:
+def new_run_dir(cfg: Config, state: RunState, run_dir: str | Path | None) -> Path:
     """Create and describe a run folder (the main process's work)."""
     run = Path(run_dir) if run_dir else create_run_dir(cfg.out, cfg.name or cfg.preset or "run")
     info = {"data_shape": list(state.data.shape), "task": state.task.name,
@@ -92,7 +92,7 @@ def train(cfg: Config, *, run_dir: str | Path | None = None, quiet: bool = False
         from .data import dataset
         if dataset(cfg.data.name).scheme and cfg.data.image_size == 0 and len(state.data.shape) == 3:
             cfg.data.image_size = int(state.data.shape[-1])  # record the size a folder was read at
-        run = dist.from_main(lambda: _new_run_dir(cfg, state, run_dir))
+        run = dist.from_main(lambda: new_run_dir(cfg, state, run_dir))
         quiet = quiet or not dist.is_main
         if not quiet:
             procs = f" x {dist.world_size} processes" if dist.active else ""
