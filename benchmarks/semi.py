@@ -1,7 +1,10 @@
 """Semi-supervised GAN on Fashion-MNIST (Salimans et al. 2016, sec. 5): the test accuracy of the `sgan`
 preset's D against the same D net trained on the labelled images alone, at each labels-per-class count.
 
-    python -m benchmarks.semi --threads 1 --seeds 0,1,2 --labels 10,100 --budget 3 --json semi.json
+    python -m benchmarks.semi --threads 1 --seeds 0,1,2 --labels 10,100 --budget 2 --json semi.json
+
+Seeds can run in separate processes (``--seeds 0 --json semi-0.json`` ...) and be put in one table
+with ``--merge semi-0.json,semi-1.json,semi-2.json`` (no training; the files must share a commit).
 
 Both arms of a seed start from the same resolved config (``seed`` picks the labelled subset, the
 initial weights and the batch order): the GAN trains with ``train_step`` (supervised cross-entropy
@@ -18,7 +21,7 @@ from __future__ import annotations
 import time
 
 from .common import (BUDGET_NOTE, Reporter, as_generator, build_state, cli, evaluate, finish, header, make_parser,
-                     mean_std, resolve, run_info, ssl_supervised, train_for_cpu)
+                     mean_std, resolve, run_info, ssl_supervised, train_for_cpu, UserError)
 
 PRESET = "sgan"
 CHECKPOINTS = (1 / 3, 2 / 3, 1.0)  # fractions of the budget where the test accuracy is measured
@@ -106,9 +109,10 @@ def _pct(v: float) -> str:
     return f"{100 * v:.2f}"
 
 
-def semi_table(rows, commit: str, cmd: str) -> str:
+def semi_table(rows, commit: str, cmd: str | list[str]) -> str:
     """Per label count: mean ± std over seeds of each arm, the GAN's gain, every seed's pair."""
-    out = [f"Commit `{commit}`, `{cmd}`.", "",
+    cmds = ", ".join(f"`{c}`" for c in ([cmd] if isinstance(cmd, str) else cmd))
+    out = [f"Commit `{commit}`, {cmds}.", "",
            "| labels (per class) | SGAN test acc % | supervised test acc % | SGAN − supervised (points) "
            "| per seed (seed: SGAN / supervised) | seeds |",
            "| --- | --- | --- | --- | --- | --- |"]
@@ -127,7 +131,24 @@ def semi_table(rows, commit: str, cmd: str) -> str:
     return "\n".join(out)
 
 
+def merge(files: list[str]) -> tuple[list[dict], str]:
+    """The rows of several ``--json`` files of this benchmark and their table (one commit required)."""
+    import json
+    from pathlib import Path
+    docs = [json.loads(Path(f).read_text()) for f in files]
+    commits = {d["commit"] for d in docs}
+    if len(commits) != 1:
+        raise UserError(f"the files were written at different commits: {sorted(commits)}")
+    rows = [r for d in docs for r in d["rows"]]
+    rows.sort(key=lambda r: (r["labels_per_class"], r["seed"], r["arm"] != PRESET))
+    return rows, semi_table(rows, commits.pop(), [d["command"] for d in docs])
+
+
 def main(args) -> int:
+    if args.merge:
+        rows, table = merge(args.merge.split(","))
+        print(table)
+        return 0
     labels = [int(v) for v in args.labels.split(",")]
     header(args, f"{PRESET} preset on semi:fashion-mnist, labels per class {labels}; arms: SGAN (train_step) and "
                  f"the same D net trained on the labelled images only (cross-entropy, same init, optimizer and "
@@ -138,10 +159,12 @@ def main(args) -> int:
 
 
 parser = make_parser("semi", __doc__.split("\n\n")[0], set=True)
-parser.add_argument("--budget", type=float, default=3.0,
-                    help="process CPU-minutes of training per run, each arm (default 3)")
+parser.add_argument("--budget", type=float, default=2.0,
+                    help="process CPU-minutes of training per run, each arm (default 2)")
 parser.add_argument("--labels", default="10,100",
                     help="comma-separated labels per class (default 10,100: 100 and 1,000 labels in all)")
+parser.add_argument("--merge", default=None, metavar="A.json,B.json",
+                    help="only print one table from earlier --json files of this benchmark (e.g. one per seed)")
 
 if __name__ == "__main__":
     cli(parser, main)
