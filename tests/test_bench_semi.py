@@ -119,3 +119,35 @@ def test_table_means_spreads_and_gains():
     assert "| 100 (10) | 75.00 ± 5.00 | 65.00 ± 5.00 | +10.00 ± 5.00 |" in table
     assert "| 0: 70.00 / 60.00; 1: 80.00 / 65.00; 2: 75.00 / 70.00 | 0,1,2 |" in table
     assert table.startswith("Commit `abc1234`, `python -m benchmarks.semi`.")
+
+
+@pytest.fixture
+def restore_signals():
+    import signal
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for s, h in old.items():
+        signal.signal(s, h)
+    common._stop["why"] = None
+
+
+def test_merge_puts_per_seed_files_in_one_table_and_refuses_mixed_commits(tmp_path, capsys, restore_signals):
+    import json
+    files = []
+    for seed, (g, s) in enumerate([(0.70, 0.60), (0.80, 0.65)]):
+        rows = [{"arm": "supervised", "labels_per_class": 10, "labels": 100, "seed": seed, "test_acc": s},
+                {"arm": "sgan", "labels_per_class": 10, "labels": 100, "seed": seed, "test_acc": g}]
+        files.append(tmp_path / f"semi-{seed}.json")
+        files[-1].write_text(json.dumps({"command": f"python -m benchmarks.semi --seeds {seed}", "commit": "abc1234",
+                                         "rows": rows}))
+    with pytest.raises(SystemExit) as e:
+        common.cli(semi.parser, semi.main, ["--merge", ",".join(map(str, files))])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Commit `abc1234`, `python -m benchmarks.semi --seeds 0`, `python -m benchmarks.semi --seeds 1`.")
+    assert "| 100 (10) | 75.00 ± 7.07 | 62.50 ± 3.54 | +12.50 ± 3.54 | 0: 70.00 / 60.00; 1: 80.00 / 65.00 | 0,1 |" in out
+    doc = json.loads(files[1].read_text())
+    files[1].write_text(json.dumps({**doc, "commit": "def5678"}))
+    with pytest.raises(SystemExit) as e:
+        common.cli(semi.parser, semi.main, ["--merge", ",".join(map(str, files))])
+    assert e.value.code == 2 and "different commits" in capsys.readouterr().err
