@@ -1,10 +1,10 @@
 """Semi-supervised GAN on Fashion-MNIST (Salimans et al. 2016, sec. 5): the test accuracy of the `sgan`
 preset's D against the same D net trained on the labelled images alone, at each labels-per-class count.
 
-    python -m benchmarks.semi --threads 1 --seeds 0,1,2 --labels 10,100 --budget 2 --json semi.json
+    python -m benchmarks.semi --threads 1 --seeds 0,1,2 --labels 10,100 --budget 1.5 --json semi.json
 
-Seeds can run in separate processes (``--seeds 0 --json semi-0.json`` ...) and be put in one table
-with ``--merge semi-0.json,semi-1.json,semi-2.json`` (no training; the files must share a commit).
+Seeds and label counts can run in separate processes (``--seeds 0 --labels 10 --json a.json`` ...) and be
+put in one table with ``--merge a.json,b.json,...`` (no training; the files must share a commit).
 
 Both arms of a seed start from the same resolved config (``seed`` picks the labelled subset, the
 initial weights and the batch order): the GAN trains with ``train_step`` (supervised cross-entropy
@@ -159,8 +159,8 @@ def main(args) -> int:
 
 
 parser = make_parser("semi", __doc__.split("\n\n")[0], set=True)
-parser.add_argument("--budget", type=float, default=2.0,
-                    help="process CPU-minutes of training per run, each arm (default 2)")
+parser.add_argument("--budget", type=float, default=1.5,
+                    help="process CPU-minutes of training per run, each arm (default 1.5)")
 parser.add_argument("--labels", default="10,100",
                     help="comma-separated labels per class (default 10,100: 100 and 1,000 labels in all)")
 parser.add_argument("--merge", default=None, metavar="A.json,B.json",
