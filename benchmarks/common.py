@@ -38,6 +38,7 @@ from ganforge.errors import UserError
 from ganforge.evaluation import EvalContext, evaluate, parse_metrics, reference_features
 from ganforge.features import FmnistNet, get_feature_extractor
 from ganforge.loop import build_state, train_step
+from ganforge.losses_ssl import ssl_supervised
 from ganforge.metrics import fid_from_features
 from ganforge.metrics.image import bicubic_upscale, psnr, ssim
 from ganforge.metrics.modes import mode_metrics
@@ -61,7 +62,8 @@ __all__ = [  # the ganforge names the benchmark files take from here
     "conditional_results", "evaluate_generator", "get_feature_extractor", "latest_checkpoint",
     "list_checkpoints", "load", "load_checkpoint", "load_config_pairs", "load_split", "mode_metrics",
     "parse_metrics", "psnr", "read_metrics", "reference_features", "resolve", "save_model_folder",
-    "save_state_run", "seeded_sampler", "ssim", "stacked_modes", "train", "train_step", "translation_results",
+    "save_state_run", "seeded_sampler", "ssim", "ssl_supervised", "stacked_modes", "train", "train_step",
+    "translation_results",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository root
@@ -384,6 +386,11 @@ def header(args, settings: str, seeds=None) -> None:
     print(f"environment: {_run_info['environment']}")
     print(f"seeds: {','.join(map(str, args.seeds if seeds is None else seeds))}")
     print(f"settings: {settings}", flush=True)
+
+
+def run_info() -> dict:
+    """The command, commit and environment that :func:`header` printed (for a table that names them)."""
+    return {k: v for k, v in _run_info.items() if k != "t0"}
 
 
 def finish(args, rows, table: str, **extra) -> int:
