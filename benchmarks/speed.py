@@ -1,7 +1,38 @@
-"""Training speed per preset: iterations/s, real images/s, FLOPs per iteration and GFLOP/s against
-an honest fp32 matmul ceiling, and sampling throughput.
+"""Training speed: useful FLOP/s against a ceiling measured in the same run on the same
+convolution shapes, and ganforge's overhead against a minimal hand-written PyTorch loop.
 
-    python -m benchmarks.speed --presets dcgan,hinge,wgan-gp,projection-dcgan --threads 1
+    python -m benchmarks.speed --threads 1
+
+Cases are ``PRESET`` or ``PRESET@SIZE`` (``data.image_size=SIZE``), on fashion-mnist, batch 64.
+
+(a) Useful FLOPs. One ganforge training iteration (n_critic D steps + one G step) is run under a
+dispatch mode that records every convolution (forward and ``convolution_backward``) and matrix
+product that torch actually executes, with its arguments. Each op's FLOPs are counted
+analytically: 2 x (multiply-adds of the taps that hit real input), i.e. a convolution's taps on
+zero padding are not charged, and a transposed convolution is charged only for the input
+contributions that land inside its (cropped) output -- the FLOPs of the forward convolution it is
+the gradient of. A backward op is charged once per gradient it computes (input, weight; bias
+gradients, normalisations, activations, losses and optimizers are not counted). Backward ops are
+thus counted explicitly as executed, not as "3 x forward": the D phase computes no input gradient
+for its first layer, the G phase no weight gradients for the frozen D, and the gradient penalty's
+double backward is counted op by op. Ops that torch runs on an all-zero operand (the gradient
+penalty's double backward sends zeros through the LeakyReLU derivatives) are executed work but
+not useful work: they are listed separately and kept out of the useful count. The torch FLOP
+counter convention (every tap, padding included) is printed beside it for comparison.
+
+The ceiling: every recorded useful op is replayed alone on random tensors of the same shapes,
+with the same arguments, at this process's thread count, and timed (best of several timings of
+>= 30 ms of CPU each). The ceiling time of an iteration is the sum of those isolated times; the
+ceiling rate is useful FLOPs / ceiling time, and % of ceiling = ceiling time / measured time per
+iteration. It cannot exceed 100 % unless the isolated ops run slower than the same ops inside the
+iteration.
+
+(b) Overhead. ganforge's ``train_step`` against :class:`HandLoop`: the same G and D modules
+(built by ganforge's net factories with the same seed, hence the same init), the same batch, the
+same in-memory uint8 images converted per batch the same way, the same loss maths written out,
+the same optimizers (Adam, same hyperparameters). Blocks of steps alternate between the two
+(ABBA order) in one process, timed in process CPU seconds; ratio = ganforge steps/s / hand steps/s
+per pair of blocks; median, min and max over the pairs.
 """
 
 from __future__ import annotations
@@ -10,162 +41,290 @@ import statistics
 import time
 
 import torch
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
-from .common import Reporter, build_state, cli, finish, header, make_parser, resolve, seeded_sampler, train_step
+from .common import Reporter, build_state, cli, finish, header, make_parser, resolve, train_step
+
+aten = torch.ops.aten
+CONV = {aten.convolution.default, aten._convolution.default}
+CONV_BACKWARD = aten.convolution_backward.default
+MATMUL = {aten.mm.default, aten.addmm.default, aten.bmm.default}
 
 
-def speed(presets, batch: int = 64, steps: int = 20, repeats: int = 5, data: str = "fashion-mnist",
-          gen_batch: int = 256) -> list[dict]:
-    """Training iterations/s, FLOPs and GFLOP/s against an honest matmul ceiling, and sampling
-    throughput (G alone, eval mode, ``gen_batch`` images per call), per preset.
+# -- counting ----------------------------------------------------------------------------------
 
-    The ceiling is the best fp32 matmul rate at this process's thread count over square products
-    and over the GEMM shapes that the preset's convolutions and linear layers amount to (im2col
-    view: forward, weight-gradient and input-gradient products), so a preset cannot beat it by
-    running shapes the square products do not represent."""
-    def gemm_shapes(state, top: int = 6) -> list[tuple[int, int, int]]:
-        """(M, K, N) of the products behind one training iteration's layers, by FLOPs, largest first."""
-        flops: dict[tuple[int, int, int], int] = {}
+def taps_1d(n_in: int, n_out: int, k: int, s: int, p: int, d: int) -> int:
+    """Pairs (output position o, tap j) of a 1-D convolution from ``n_in`` to ``n_out`` positions
+    whose input position o*s - p + j*d lies inside [0, n_in): the taps that hit real input."""
+    return sum(1 for o in range(n_out) for j in range(k) if 0 <= o * s - p + j * d < n_in)
 
-        def hook(m, inputs, out):
-            x = inputs[0]
-            if isinstance(m, nn.Linear):
-                mkn = (x.numel() // x.shape[-1], m.in_features, m.out_features)
-            elif isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and x.dim() == 4:
-                area = m.kernel_size[0] * m.kernel_size[1]
-                if isinstance(m, nn.Conv2d):  # (B*Ho*Wo, Cin/g*k*k) @ (Cin/g*k*k, Cout)
-                    mkn = (out.shape[0] * out.shape[2] * out.shape[3], m.in_channels // m.groups * area, m.out_channels)
-                else:  # (B*H*W, Cin/g) @ (Cin/g, Cout*k*k), then col2im
-                    mkn = (x.shape[0] * x.shape[2] * x.shape[3], m.in_channels // m.groups, m.out_channels * area)
-            else:
-                return
-            M, K, N = mkn
-            for shape in ((M, K, N), (K, M, N), (M, N, K)):  # forward, weight gradient, input gradient
-                flops[shape] = flops.get(shape, 0) + 2 * M * K * N
 
-        handles = [m.register_forward_hook(hook) for net in (state.G, state.D) for m in net.modules()]
-        try:
-            train_step(state, Reporter())
-        finally:
-            for h in handles:
-                h.remove()
-        return sorted(flops, key=flops.get, reverse=True)[:top]
+def conv_flops(x_shape, w_shape, y_shape, stride, padding, dilation, transposed) -> tuple[int, int]:
+    """(useful, all-taps) FLOPs of one convolution from ``x_shape`` to ``y_shape`` (N, C, *spatial).
 
-    def matmul_rate(M: int, K: int, N: int, reps: int = 5, min_s: float = 0.02) -> float:
-        """Best fp32 GFLOP/s of (M, K) @ (K, N) over ``reps`` timings of >= ``min_s`` each."""
-        a, b = torch.randn(M, K), torch.randn(K, N)
-        t0 = time.perf_counter()
-        a @ b  # warm-up, and the size of one timing
-        inner = max(1, int(min_s / max(time.perf_counter() - t0, 1e-7)))
-        best = 0.0
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            for _ in range(inner):
-                a @ b
-            best = max(best, 2 * M * K * N * inner / (time.perf_counter() - t0) / 1e9)
-        return best
+    A transposed convolution is the input gradient of the convolution from its output to its
+    input, so its useful taps are that convolution's. weight is (Cout, Cin/g, *k) for a
+    convolution and (Cin, Cout/g, *k) for a transposed one: either way one tap is one
+    multiply-add per batch row and weight.shape[0] * weight.shape[1] channel pairs."""
+    B, ks = x_shape[0], w_shape[2:]
+    useful = all_taps = 2 * B * w_shape[0] * w_shape[1]
+    src, dst = (y_shape[2:], x_shape[2:]) if transposed else (x_shape[2:], y_shape[2:])
+    for i, k in enumerate(ks):
+        useful *= taps_1d(src[i], dst[i], k, stride[i], padding[i], dilation[i])
+        all_taps *= k * dst[i]  # the counter's convention: every tap of every output position
+    return useful, all_taps
 
-    def ceiling(shapes) -> tuple[float, str]:
-        rates = {f"{M}x{K}x{N}": matmul_rate(M, K, N) for M, K, N in shapes}
-        best = max(rates, key=rates.get)
-        return rates[best], best
 
-    @torch.no_grad()
-    def sampling_rate(state, cfg) -> float:
-        """Images/s of G alone in eval mode (latents and labels drawn per call), median of repeats."""
-        net = state.sampler_net
-        net.eval()
-        try:
-            sample = seeded_sampler(net, cfg, state.device, state.data.num_classes)
-            sample(gen_batch, 0)  # warm-up
-            rates = []
-            for r in range(repeats):
-                t0 = time.perf_counter()
-                for i in range(3):
-                    sample(gen_batch, 1 + 3 * r + i)
-                rates.append(3 * gen_batch / (time.perf_counter() - t0))
-            return statistics.median(rates)
-        except (RuntimeError, TypeError, ValueError):  # image-to-image G: no latent-only sampling
-            return float("nan")
-        finally:
-            net.train()
+class OpLog(TorchDispatchMode):
+    """Records every convolution (forward, backward) and matrix product torch executes."""
 
-    threads = torch.get_num_threads()
-    square, square_shape = ceiling([(n, n, n) for n in (512, 1024, 2048, 4096)])
-    print(f"fp32 matmul ceiling, square products at {threads} threads: {square:.1f} GFLOP/s ({square_shape})",
-          flush=True)
-    rows = []
-    for preset in presets:
-        cfg = resolve(preset, overrides=[f"data.name={data}", f"train.batch_size={batch}",
-                                         "train.progress=false"])
-        state = build_state(cfg)
-        rep = Reporter()
-        for _ in range(3):  # warm-up
-            train_step(state, rep)
-        try:
-            with FlopCounterMode(display=False) as fc:
-                train_step(state, rep)
-            flops = fc.get_total_flops()
-        except RuntimeError:  # the counter cannot follow autograd.grad (gradient penalties)
-            flops = float("nan")
-        rates = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                train_step(state, rep)
+    def __init__(self):
+        super().__init__()
+        self.ops: list[dict] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func in CONV:
+            x, w, b, stride, padding, dilation, transposed, out_pad, groups = args[:9]
+            useful, all_taps = conv_flops(x.shape, w.shape, out.shape, stride, padding, dilation, transposed)
+            self.ops.append({"kind": "conv", "x": tuple(x.shape), "w": tuple(w.shape), "bias": b is not None,
+                             "args": (list(stride), list(padding), list(dilation), bool(transposed),
+                                      list(out_pad), int(groups)),
+                             "useful": useful, "all": all_taps, "zero": _zero(x) or _zero(w)})
+        elif func is CONV_BACKWARD:
+            gy, x, w, bias_sizes, stride, padding, dilation, transposed, out_pad, groups, mask = args[:11]
+            useful, all_taps = conv_flops(x.shape, w.shape, gy.shape, stride, padding, dilation, transposed)
+            n = int(mask[0]) + int(mask[1])  # input and weight gradients (the bias gradient is a sum)
+            self.ops.append({"kind": "conv_backward", "x": tuple(x.shape), "w": tuple(w.shape),
+                             "gy": tuple(gy.shape), "bias_sizes": bias_sizes,
+                             "args": (list(stride), list(padding), list(dilation), bool(transposed),
+                                      list(out_pad), int(groups), list(mask)),
+                             "useful": n * useful, "all": n * all_taps, "zero": _zero(gy)})
+        elif func in MATMUL:
+            a, b = (args[1], args[2]) if func is aten.addmm.default else (args[0], args[1])
+            flops = 2 * a.numel() * b.shape[-1]
+            self.ops.append({"kind": func.__name__.split(".")[0], "a": tuple(a.shape), "b": tuple(b.shape),
+                             "useful": flops, "all": flops, "zero": _zero(a) or _zero(b)})
+        return out
+
+
+def _zero(t) -> bool:
+    return bool(t.numel() > 0 and not t.any())
+
+
+def record(step) -> list[dict]:
+    """The ops of one call of ``step()``."""
+    with OpLog() as log:
+        step()
+    return log.ops
+
+
+def op_key(op: dict) -> tuple:
+    return tuple((k, str(v)) for k, v in sorted(op.items()) if k not in ("useful", "all", "zero"))
+
+
+def op_runner(op: dict):
+    """A function that runs ``op`` alone on random tensors of its shapes with its arguments."""
+    if op["kind"] == "conv":
+        stride, padding, dilation, transposed, out_pad, groups = op["args"]
+        x, w = torch.randn(op["x"]), torch.randn(op["w"])
+        b = torch.randn(op["w"][1] * groups if transposed else op["w"][0]) if op["bias"] else None
+        return lambda: aten.convolution(x, w, b, stride, padding, dilation, transposed, out_pad, groups)
+    if op["kind"] == "conv_backward":
+        stride, padding, dilation, transposed, out_pad, groups, mask = op["args"]
+        gy, x, w = torch.randn(op["gy"]), torch.randn(op["x"]), torch.randn(op["w"])
+        return lambda: aten.convolution_backward(gy, x, w, op["bias_sizes"], stride, padding, dilation, transposed,
+                                                 out_pad, groups, mask)
+    a, b = torch.randn(op["a"]), torch.randn(op["b"])
+    return (lambda: torch.bmm(a, b)) if op["kind"] == "bmm" else (lambda: a @ b)
+
+
+def cpu_time_of(fn, reps: int = 5, min_s: float = 0.03) -> float:
+    """Best CPU seconds per call of ``fn`` over ``reps`` timings of >= ``min_s`` CPU seconds each."""
+    fn()
+    t0 = time.process_time()
+    fn()
+    inner = max(1, int(min_s / max(time.process_time() - t0, 1e-6)))
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.process_time()
+        for _ in range(inner):
+            fn()
+        best = min(best, (time.process_time() - t0) / inner)
+    return best
+
+
+def ceiling(ops: list[dict]) -> dict:
+    """Useful and all-tap FLOPs of the recorded ops, FLOPs on all-zero operands, and the CPU time
+    of the useful ops each run alone (each distinct op timed once, times its count)."""
+    useful = [op for op in ops if not op["zero"]]
+    counts: dict[tuple, list] = {}
+    for op in useful:
+        counts.setdefault(op_key(op), [op, 0])[1] += 1
+    t = sum(n * cpu_time_of(op_runner(op)) for op, n in counts.values())
+    return {"useful": sum(op["useful"] for op in useful), "all": sum(op["all"] for op in ops),
+            "zero": sum(op["useful"] for op in ops if op["zero"]), "ops": len(ops), "distinct": len(counts),
+            "ceiling_s": t}
+
+
+# -- the hand-written loop ---------------------------------------------------------------------
+
+class HandLoop:
+    """The minimal PyTorch GAN loop for the non-saturating (DCGAN) and Wasserstein + gradient
+    penalty (WGAN-GP) presets: no statistics, no schedulers, no hooks, written as a user would."""
+
+    def __init__(self, cfg, G, D, images: torch.Tensor, seed: int = 0):
+        c, o = cfg, cfg.optim
+        if o.name != "adam" or c.train.ema or c.loss.terms or c.loss.clip or c.loss.smooth or \
+                c.augment.policy or c.model.conditional or set(c.loss.penalties) - {"gp"} or c.loss.penalty_every != 1:
+            raise ValueError("the hand-written loop covers unconditional Adam presets with the ns or "
+                             "wasserstein loss and at most a gradient penalty, without extras")
+        self.G, self.D, self.images = G, D, images
+        self.opt_g = torch.optim.Adam(G.parameters(), lr=o.lr_g, betas=tuple(o.betas), weight_decay=o.weight_decay)
+        self.opt_d = torch.optim.Adam(D.parameters(), lr=o.lr_d, betas=tuple(o.betas), weight_decay=o.weight_decay)
+        self.B, self.n_critic, self.z_dim = c.train.batch_size, c.train.n_critic, c.model.z_dim
+        self.wasserstein, self.gp = c.loss.name == "wasserstein", float(c.loss.penalties.get("gp", 0.0))
+        self.gen = torch.Generator().manual_seed(seed)
+        self.perm, self.pos = torch.randperm(len(images), generator=self.gen), 0
+
+    def real(self) -> torch.Tensor:
+        if self.pos + self.B > len(self.perm):
+            self.perm, self.pos = torch.randperm(len(self.images), generator=self.gen), 0
+        idx = self.perm[self.pos:self.pos + self.B]
+        self.pos += self.B
+        return self.images[idx].float().div_(127.5).sub_(1.0)  # (B, C, H, W) in [-1, 1]
+
+    def z(self) -> torch.Tensor:
+        return torch.randn(self.B, self.z_dim, generator=self.gen)
+
+    def d_loss(self, real_out, fake_out):
+        if self.wasserstein:
+            return fake_out.mean() - real_out.mean()
+        return F.softplus(-real_out).mean() + F.softplus(fake_out).mean()
+
+    def g_loss(self, fake_out):
+        return -fake_out.mean() if self.wasserstein else F.softplus(-fake_out).mean()
+
+    def step(self) -> None:
+        G, D = self.G, self.D
+        D.requires_grad_(True)
+        for _ in range(self.n_critic):
+            x = self.real()
+            with torch.set_grad_enabled(self.n_critic == 1):  # DCGAN reuses this batch for G
+                fake = G(self.z())
+            loss = self.d_loss(D(x), D(fake.detach()))
+            if self.gp:
+                alpha = torch.rand(self.B, 1, 1, 1, generator=self.gen)
+                x_hat = (alpha * x + (1 - alpha) * fake.detach()).requires_grad_(True)
+                (grad,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
+                loss = loss + self.gp * (grad.flatten(1).norm(2, dim=1) - 1).pow(2).mean()
+            self.opt_d.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt_d.step()
+        D.requires_grad_(False)
+        if self.n_critic > 1:
+            fake = G(self.z())
+        loss = self.g_loss(D(fake))
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step()
+
+
+# -- the benchmark -------------------------------------------------------------------------------
+
+def parse_case(case: str) -> tuple[str, list[str]]:
+    preset, _, size = case.partition("@")
+    return preset, ([f"data.image_size={int(size)}"] if size else [])
+
+
+def block(step, n: int) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) per step over ``n`` steps."""
+    c0, w0 = time.process_time(), time.perf_counter()
+    for _ in range(n):
+        step()
+    return (time.process_time() - c0) / n, (time.perf_counter() - w0) / n
+
+
+def speed_case(case: str, batch: int, data: str, repeats: int, block_s: float, seed: int = 0) -> dict:
+    preset, extra = parse_case(case)
+    cfg = resolve(preset, overrides=[f"data.name={data}", f"train.batch_size={batch}", "train.progress=false",
+                                     f"seed={seed}", *extra])
+    ours = build_state(cfg)
+    twin = build_state(cfg)  # the same nets, same init (same seed)
+    hand = HandLoop(cfg, twin.G, twin.D, ours.data.data, seed=seed)
+    rep, log_every = Reporter(), cfg.train.log_every
+
+    def ganforge_step():
+        train_step(ours, rep)
+        if ours.step % log_every == 0:  # read the statistics as the loop does at log steps
             rep.flush()
-            dt = time.perf_counter() - t0
-            rates.append(steps / dt)
-        it_s = statistics.median(rates)
-        img_s = it_s * batch * cfg.train.n_critic
-        gen_s = sampling_rate(state, cfg)
-        layer, layer_shape = ceiling(gemm_shapes(state))
-        ceil, ceil_shape = (layer, layer_shape) if layer > square else (square, square_shape)
-        row = {"preset": preset, "batch": batch, "n_critic": cfg.train.n_critic, "iter_per_s": it_s,
-               "real_img_per_s": img_s, "gen_batch": gen_batch, "gen_img_per_s": gen_s,
-               "gflop_per_iter": flops / 1e9, "gflop_s": flops * it_s / 1e9, "threads": threads,
-               "ceiling_gflop_s": ceil, "ceiling_shape": ceil_shape, "square_ceiling_gflop_s": square,
-               "layer_ceiling_gflop_s": layer, "layer_ceiling_shape": layer_shape,
-               "fraction_of_ceiling": flops * it_s / 1e9 / ceil}
-        rows.append(row)
-        print(f"{preset:10s} {it_s:6.2f} it/s, {img_s:7.0f} real img/s, {flops / 1e9:.2f} GFLOP/iter, "
-              f"{row['gflop_s']:.1f} GFLOP/s ({100 * row['fraction_of_ceiling']:.0f} % of the {ceil:.0f} GFLOP/s "
-              f"ceiling, {ceil_shape}; its layers' own GEMM shapes reach {layer:.0f}); "
-              f"sampling {gen_s:.0f} img/s at batch {gen_batch}", flush=True)
-    return rows
+
+    for _ in range(3):  # warm-up
+        ganforge_step()
+        hand.step()
+    ops = record(ganforge_step)
+    hand_ops = record(hand.step)
+    same_math = (sorted(map(op_key, ops)) == sorted(map(op_key, hand_ops)))
+    est = block(ganforge_step, 1)[0]
+    n = max(2, round(block_s / est))
+    pairs = []
+    for r in range(repeats):  # ABBA: ganforge first on even repeats, the hand loop first on odd ones
+        order = ("ours", "hand") if r % 2 == 0 else ("hand", "ours")
+        t = {who: block(ganforge_step if who == "ours" else hand.step, n) for who in order}
+        pairs.append(t)
+    ratios = [p["hand"][0] / p["ours"][0] for p in pairs]  # (steps/s ours) / (steps/s hand)
+    wall_ratios = [p["hand"][1] / p["ours"][1] for p in pairs]
+    t_ours = statistics.median(p["ours"][0] for p in pairs)
+    t_hand = statistics.median(p["hand"][0] for p in pairs)
+    c = ceiling(ops)
+    row = {"case": case, "preset": preset, "size": cfg.data.image_size or ours.data.shape[-1], "batch": batch,
+           "n_critic": cfg.train.n_critic, "threads": torch.get_num_threads(), "steps_per_block": n,
+           "repeats": repeats, "cpu_s_ours": t_ours, "cpu_s_hand": t_hand,
+           "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
+           "wall_ratio_median": statistics.median(wall_ratios), "ratios": ratios,
+           "same_ops_as_hand": same_math, "gflop_useful": c["useful"] / 1e9, "gflop_all_taps": c["all"] / 1e9,
+           "gflop_on_zeros": c["zero"] / 1e9, "ops": c["ops"], "distinct_ops": c["distinct"],
+           "ceiling_s": c["ceiling_s"], "ceiling_gflop_s": c["useful"] / c["ceiling_s"] / 1e9,
+           "gflop_s_ours": c["useful"] / t_ours / 1e9, "gflop_s_hand": c["useful"] / t_hand / 1e9,
+           "pct_ceiling_ours": 100 * c["ceiling_s"] / t_ours, "pct_ceiling_hand": 100 * c["ceiling_s"] / t_hand}
+    print(f"{case:10s} ganforge {t_ours * 1e3:7.1f} ms CPU/iteration, hand loop {t_hand * 1e3:7.1f} ms; ratio "
+          f"{row['ratio_median']:.3f} (min {row['ratio_min']:.3f}, max {row['ratio_max']:.3f}, {repeats} pairs of "
+          f"{n} steps; wall-clock ratio {row['wall_ratio_median']:.3f}); useful {row['gflop_useful']:.3f} GFLOP/it "
+          f"(all taps {row['gflop_all_taps']:.3f}, on zeros {row['gflop_on_zeros']:.3f}; {c['ops']} ops, "
+          f"{c['distinct']} distinct; same ops as the hand loop: {same_math}); {row['gflop_s_ours']:.1f} GFLOP/s "
+          f"= {row['pct_ceiling_ours']:.1f} % of the {row['ceiling_gflop_s']:.1f} GFLOP/s ceiling "
+          f"(ops alone: {c['ceiling_s'] * 1e3:.1f} ms); hand loop {row['pct_ceiling_hand']:.1f} %", flush=True)
+    return row
 
 
 def speed_table(rows) -> str:
-    lines = ["| preset | batch | n_critic | iterations/s | real images/s | GFLOP / iteration | GFLOP/s | "
-             "matmul ceiling GFLOP/s (shape) | % of ceiling | sampling images/s (batch) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| case | batch | n_critic | threads | ganforge ms CPU / iteration | hand loop ms | ratio ganforge / hand "
+             "(median, min–max) | useful GFLOP / iteration | all-taps GFLOP (torch counter convention) | "
+             "useful GFLOP/s | ceiling GFLOP/s (same ops alone) | % of ceiling (hand loop) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        counted = r["gflop_per_iter"] == r["gflop_per_iter"]  # NaN where the counter cannot follow
-        ceiling = f"{r['ceiling_gflop_s']:.0f} ({r['ceiling_shape']})"
-        flops = (f"{r['gflop_per_iter']:.2f} | {r['gflop_s']:.1f} | {ceiling} | {100 * r['fraction_of_ceiling']:.0f} %"
-                 if counted else f"not countable (autograd.grad) | – | {ceiling} | –")
-        gen = r.get("gen_img_per_s", float("nan"))
-        gen = f"{gen:.0f} ({r.get('gen_batch', '')})" if gen == gen else "–"
-        lines.append(f"| {r['preset']} | {r['batch']} | {r['n_critic']} | {r['iter_per_s']:.2f} | "
-                     f"{r['real_img_per_s']:.0f} | {flops} | {gen} |")
+        lines.append(f"| {r['case']} | {r['batch']} | {r['n_critic']} | {r['threads']} | {r['cpu_s_ours'] * 1e3:.1f} | "
+                     f"{r['cpu_s_hand'] * 1e3:.1f} | {r['ratio_median']:.3f} ({r['ratio_min']:.3f}–{r['ratio_max']:.3f}) | "
+                     f"{r['gflop_useful']:.3f} | {r['gflop_all_taps']:.3f} | {r['gflop_s_ours']:.1f} | "
+                     f"{r['ceiling_gflop_s']:.1f} | {r['pct_ceiling_ours']:.1f} % ({r['pct_ceiling_hand']:.1f} %) |")
     return "\n".join(lines)
 
 
-
 def main(args) -> int:
-    presets = (args.presets or "dcgan,wgan-gp,hinge").split(",")
-    steps = args.steps or 20
-    header(args, f"batch 64, fashion-mnist, {steps} iterations x 5 repeats after 3 warm-up; median; "
-                 f"sampling: G alone in eval mode, batch 256, 3 calls x 5 repeats; matmul ceiling: best fp32 rate "
-                 f"at {torch.get_num_threads()} threads over squares 512..4096 and each preset's layer GEMM shapes")
-    rows = speed(presets, steps=steps)
+    cases = (args.presets or "dcgan,dcgan@64,wgan-gp").split(",")
+    repeats, block_s = 8, (args.steps or 3)
+    header(args, f"fashion-mnist, batch 64, seed {args.seeds[0]}; per case 3 warm-up steps each, then {repeats} "
+                 f"ABBA pairs of blocks of ~{block_s} CPU-s (same step count for both loops); CPU time per step, "
+                 f"median; useful FLOPs from the ops of one recorded ganforge iteration; ceiling = those ops "
+                 f"alone (best of 5 x >= 30 ms CPU each) at {torch.get_num_threads()} threads", seeds=args.seeds[:1])
+    rows = [speed_case(c, 64, "fashion-mnist", repeats, block_s, seed=args.seeds[0]) for c in cases]
     return finish(args, rows, speed_table(rows))
 
 
-parser = make_parser("speed", __doc__.split("\n\n")[0], presets="comma-separated presets (default dcgan,wgan-gp,hinge)",
-                     steps="timed iterations per repeat (default 20)")
+parser = make_parser("speed", __doc__.split("\n\n")[0],
+                     presets="comma-separated cases PRESET or PRESET@SIZE (default dcgan,dcgan@64,wgan-gp)",
+                     steps="CPU seconds per timed block (default 3)")
 
 if __name__ == "__main__":
     cli(parser, main)
