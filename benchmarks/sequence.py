@@ -99,7 +99,7 @@ def sequence_table(rows) -> str:
     lines.append("| *published (Yoon et al. 2019, Table 2, Sines; the paper's own models and training length, not "
                  "ours)* | | | | | |")
     for name, (d, ds), (p, ps), checked in PUBLISHED:
-        mark = "" if checked else " (unchecked)"
+        mark = "" if checked else ", unchecked"
         lines.append(f"| {name} (paper{mark}) | – | – | {d:.3f} ± {ds:.3f} | – | {p:.3f} ± {ps:.3f} |")
     return "\n".join(lines)
 
