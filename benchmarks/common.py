@@ -29,7 +29,7 @@ import torch
 from ganforge import __version__, load
 from ganforge.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_run
 from ganforge.config import resolve
-from ganforge.data import Split, load_reference
+from ganforge.data import Split, dataset, load_reference
 from ganforge.data.images import load_split
 from ganforge.data.pairs import load_config_pairs
 from ganforge.data.stacked import stacked_modes
@@ -43,6 +43,7 @@ from ganforge.metrics import fid_from_features
 from ganforge.metrics.image import bicubic_upscale, psnr, ssim
 from ganforge.metrics.modes import mode_metrics
 from ganforge.model_folder import save_model_folder
+from ganforge.metrics.timeseries import predictive_score
 from ganforge.nets import sample_latent
 from ganforge.perceptual import FeatureDistance
 from ganforge.project import project
@@ -63,7 +64,7 @@ __all__ = [  # the ganforge names the benchmark files take from here
     "list_checkpoints", "load", "load_checkpoint", "load_config_pairs", "load_split", "mode_metrics",
     "parse_metrics", "psnr", "read_metrics", "reference_features", "resolve", "save_model_folder",
     "save_state_run", "seeded_sampler", "ssim", "ssl_supervised", "stacked_modes", "train", "train_step",
-    "translation_results",
+    "translation_results", "domain_results", "sequence_results",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository root
@@ -300,6 +301,42 @@ def translation_results(g, inputs, targets, *, extractor=None, baseline: bool = 
     out = {}
     for m in parse_metrics(",".join(names), g):
         out.update(m.compute(ctx))
+    return out
+
+
+@torch.no_grad()
+def domain_results(g, *, n: int, extractor, seed: int = 0, metrics: str | None = None) -> dict:
+    """A multi-domain model's registered metrics (the task's defaults: domain_acc, content_acc,
+    fid_domains) on the first ``n`` images of its test split, each sent to a seeded random target
+    domain, plus two L1 figures (images in [-1, 1]) from the same translations:
+    ``cycle_l1`` = mean |G(G(x, target), source) - x| and, when the dataset can undo its domains,
+    ``content_l1`` = mean |canonical(G(x, target), target) - canonical(x, source)|."""
+    ctx = EvalContext(g, n=n, seed=seed, ref=f"{g.cfg.data.name}:test", extractor=extractor)
+    out = {}
+    for m in parse_metrics(metrics or g.task.metrics_for(g), g):
+        out.update(m.compute(ctx))
+    t = g.task.translations(ctx)
+    back = torch.cat([g.task.to_domains(g, t["out"][i:i + 200], t["source"][i:i + 200])
+                      for i in range(0, len(t["out"]), 200)])
+    out["cycle_l1"] = float((back - t["x"]).abs().mean())
+    canonical = dataset(g.cfg.data.name).canonical
+    if canonical is not None:
+        out["content_l1"] = float((canonical(t["out"], t["target"]) - canonical(t["x"], t["source"])).abs().mean())
+    return out
+
+
+def sequence_results(g, *, n: int, seed: int = 0) -> dict:
+    """A sequence model's registered metrics (its task's defaults: disc_score, pred_score) on ``n``
+    generated vs the first ``n`` test sequences, plus ``predictive_score_timegan``: the predictive
+    score by TimeGAN's own protocol (the last feature of the next step from the other features),
+    halved to the [0, 1] units of the paper's data (ours are in [-1, 1])."""
+    ctx = EvalContext(g, n=n, seed=seed, ref=f"{g.cfg.data.name}:test")
+    out = {}
+    for m in parse_metrics(g.task.metrics_for(g), g):
+        out.update(m.compute(ctx))
+    (real, rl), (fake, fl) = g.task.real_sequences(ctx), g.task.generated_sequences(ctx)
+    out["predictive_score_timegan"] = predictive_score(fake, real, train_lengths=fl, test_lengths=rl, seed=seed,
+                                                       target="last") / 2
     return out
 
 

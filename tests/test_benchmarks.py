@@ -22,7 +22,7 @@ ROOT = Path(common.__file__).resolve().parents[1]
 TINY = ["model.arch=mlp", "model.z_dim=4", "model.g.hidden=16", "model.d.hidden=16", "train.batch_size=32",
         "train.device=cpu", "train.threads=1"]
 MODULES = ["toy", "quality", "speed", "floor", "stacked", "conditional", "i2i", "reliability", "soak", "finetune",
-           "semi"]
+           "semi", "stargan", "sequence"]
 
 
 def _bench(module: str, *args: str, log: Path) -> subprocess.Popen:

@@ -83,6 +83,13 @@ def test_list_everything(capsys):
     assert "ring8" in out and "folder:PATH" in out
 
 
+def test_list_datasets_names_each_schemes_argument(capsys):
+    assert main(["list", "datasets"]) == 0
+    shown = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert "semi:NAME" in shown and "semi:PATH" not in shown  # semi takes a dataset name, not a path
+    assert "folder:PATH" in shown and "fashion-mnist" in shown
+
+
 def test_dry_run_prints_the_resolved_yaml(capsys, runs_dir):
     rc = main(["train", "wgan-gp", "--dry-run", *_sets("train.steps=7", "optim.betas=[0.1, 0.2]", f"out={runs_dir}")])
     out = capsys.readouterr().out

@@ -58,7 +58,7 @@ def cmd_list(args) -> int:
         if args.what in (None, title):
             print(f"{title}:")
             for k in reg.keys():
-                shown = f"{k}:PATH" if reg is DATASETS and DATASETS.get(k).scheme else k
+                shown = DATASETS.get(k).shown(k) if reg is DATASETS else k
                 print(f"  {shown:<16} {reg.help(k)}")
     return 0
 

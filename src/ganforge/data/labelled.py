@@ -110,7 +110,7 @@ def _split(path: str, split: str, **kw):
 def _register() -> None:
     from .registry import DATASETS, Dataset
     DATASETS.register("semi")(Dataset(
-        build=_build, task="semi", scheme=True, split=_split,
+        build=_build, task="semi", scheme=True, scheme_arg="NAME", split=_split,
         help="semi:NAME: a labelled dataset (e.g. semi:fashion-mnist) with the labels of only "
              "data.labels_per_class samples per class; every sample also unlabelled"))
 

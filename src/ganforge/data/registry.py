@@ -40,7 +40,8 @@ class Dataset:
     build: Callable  # build(cfg, path) -> DataSource; path is "" for named (non-scheme) datasets
     task: str  # the task its batches serve (a key of ganforge.tasks.TASKS)
     help: str = ""
-    scheme: bool = False  # takes a path: data.name = NAME:PATH
+    scheme: bool = False  # takes an argument after a colon: data.name = NAME:PATH
+    scheme_arg: str = "PATH"  # what that argument is, as listings show it (semi: NAME, a dataset name)
     # split(name_or_path, split, *, root, image_size, channels, limit, download) -> Split; None: no held-out data
     split: Callable | None = None
     classes: tuple = ()  # class names, when the labels are classes
@@ -55,6 +56,10 @@ class Dataset:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    def shown(self, key: str) -> str:
+        """How listings name this dataset: ``key``, or ``key:PATH`` (``key:NAME``...) for a scheme."""
+        return f"{key}:{self.scheme_arg}" if self.scheme else key
 
 
 DATASETS = Registry("dataset", check=lambda o: isinstance(o, Dataset))
@@ -75,7 +80,7 @@ def dataset(name: str) -> Dataset:
 
 
 def choices() -> list[str]:
-    return [f"{k}:PATH" if d.scheme else k for k, d in DATASETS.items()]
+    return [d.shown(k) for k, d in DATASETS.items()]
 
 
 def validate_config(cfg) -> Dataset:

@@ -88,7 +88,7 @@ class SequenceTask(Task):
             key, path = parse_name(name)
             entry = DATASETS.get(key) if key in DATASETS else None
             if entry is None or entry.split is None or entry.task != self.name:
-                refs = [f"{k}:PATH:train" if d.scheme else f"{k}:train|test" for k, d in DATASETS.items()
+                refs = [f"{d.shown(k)}:train" if d.scheme else f"{k}:train|test" for k, d in DATASETS.items()
                         if d.task == self.name and d.split is not None]
                 raise EvalError(f"'{ctx.ref}' is not a time-series reference; use one of: {', '.join(refs)}")
             opts = sequence_options(cfg) if name == cfg.data.name else {}
