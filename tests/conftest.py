@@ -147,3 +147,16 @@ def labelled_dataset(monkeypatch):
 def one_thread():
     """Tiny nets run fastest on one thread (restored after the test by _restore_torch_globals)."""
     torch.set_num_threads(1)
+
+
+@pytest.fixture
+def restore_signals():
+    """For tests that run a benchmark's main in-process: its SIGINT/SIGTERM handlers and stop flag are undone."""
+    import signal
+
+    from benchmarks import common
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for s, h in old.items():
+        signal.signal(s, h)
+    common._stop["why"] = None

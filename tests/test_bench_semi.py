@@ -121,16 +121,6 @@ def test_table_means_spreads_and_gains():
     assert table.startswith("Commit `abc1234`, `python -m benchmarks.semi`.")
 
 
-@pytest.fixture
-def restore_signals():
-    import signal
-    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for s, h in old.items():
-        signal.signal(s, h)
-    common._stop["why"] = None
-
-
 def test_merge_puts_per_seed_files_in_one_table_and_refuses_mixed_commits(tmp_path, capsys, restore_signals):
     import json
     files = []

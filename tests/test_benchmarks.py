@@ -102,15 +102,6 @@ def test_soak_benchmark_stops_and_takes_its_training_child_with_it(tmp_path):
     assert not _children_of(str(out)), f"training child {child} outlived the benchmark"
 
 
-@pytest.fixture
-def restore_signals():
-    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for s, h in old.items():
-        signal.signal(s, h)
-    common._stop["why"] = None
-
-
 def test_toy_benchmark_prints_the_commit_and_writes_table_and_json(tmp_path, capsys, restore_signals):
     dest = tmp_path / "toy.json"
     argv = ["--presets", "vanilla", "--datasets", "ring8", "--seeds", "0,1", "--steps", "20", "--threads", "1",
