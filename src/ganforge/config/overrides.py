@@ -7,14 +7,12 @@ registries (losses, nets, datasets, metrics, ...) are checked by the subsystems 
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ..errors import ConfigError
-from ..registry import did_you_mean
 from .presets import DEFAULT_PRESET, preset_config
 from .ranges import check_values
 from .schema import Config, _merge, set_key

@@ -15,7 +15,6 @@ and PacGAN packing (``pack``, Lin et al. 2018).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .layers import (LabelHead, MinibatchStdDev, activation, check_d_options, concat_labels, image_plan,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .layers import (LabelHead, activation, check_d_options, concat_labels, labels, maybe_sn, norm1d, one_hot,
