@@ -11,9 +11,9 @@ from .overrides import apply_override, load_yaml, parse_override, resolve
 from .presets import DEFAULT_PRESET, PRESETS, preset_config
 from .ranges import AMP_MODES, LATENTS, SCHEDULES, check_values, choice, positive, weights
 from .schema import (AugmentConfig, Config, DataConfig, EvalConfig, LossConfig, ModelConfig, OptimConfig,
-                     TrainConfig, short)
+                     TrainConfig, image_hw, short)
 
 __all__ = ["AMP_MODES", "AugmentConfig", "Config", "ConfigError", "DEFAULT_PRESET", "DataConfig", "EvalConfig",
            "LATENTS", "LossConfig", "ModelConfig", "OptimConfig", "PRESETS", "SCHEDULES", "TrainConfig",
            "apply_override", "check_values", "choice", "load_yaml", "parse_override", "positive", "preset_config",
-           "resolve", "short", "weights"]
+           "image_hw", "resolve", "short", "weights"]

@@ -16,6 +16,7 @@ from typing import Callable, NamedTuple
 
 from torch import Tensor
 
+from ..config import image_hw
 from ..errors import ConfigError, DataError
 from ..registry import Registry, did_you_mean
 
@@ -40,6 +41,7 @@ class Dataset:
     task: str  # the task its batches serve (a key of ganforge.tasks.TASKS)
     help: str = ""
     scheme: bool = False  # takes a path: data.name = NAME:PATH
+    any_shape: bool = False  # data.image_size may be HxW (non-square images)
     # split(name_or_path, split, *, root, image_size, channels, limit, download) -> Split; None: no held-out data
     split: Callable | None = None
     classes: tuple = ()  # class names, when the labels are classes
@@ -84,6 +86,11 @@ def validate_config(cfg) -> Dataset:
     entry = DATASETS.get(key)
     if entry.scheme and not path:
         raise ConfigError(f"data.name: {key}: needs a path, e.g. {key}:/data/images")
+    h, w = image_hw(cfg.data.image_size)
+    if h != w and not entry.any_shape:
+        can = [f"{k}:PATH" if d.scheme else k for k, d in DATASETS.items() if d.any_shape]
+        raise ConfigError(f"data.image_size={cfg.data.image_size}: {key} images are square (set one size); "
+                          f"HxW sizes are for {', '.join(can)}")
     return entry
 
 
