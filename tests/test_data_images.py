@@ -153,7 +153,7 @@ def test_folder_errors_are_one_line_data_errors(tmp_path: Path, setup: str):
 
 
 def test_folder_progress_bar_does_not_break(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(gi, "PROGRESS_MIN_FILES", 2)
+    monkeypatch.setattr(gf, "PROGRESS_MIN_FILES", 2)
     for i in range(4):
         save(rgb(8, 8), tmp_path / f"{i}.png")
     cfg = make_cfg(image_size=4)
