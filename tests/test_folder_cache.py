@@ -256,9 +256,14 @@ def test_bad_image_sizes_are_one_line_errors(text):
 
 
 def test_hxw_errors_name_what_can_take_it(tmp_path):
-    with pytest.raises(ConfigError, match=r"model.arch 'dcgan' needs square images, but data.image_size=48x64; "
-                                          r"families that take HxW images: mlp$"):
-        validate(resolve("dcgan", overrides=[f"data.name=folder:{tmp_path}", "data.image_size=48x64"]))
+    folder = f"data.name=folder:{tmp_path}"
+    with pytest.raises(ConfigError, match=r"^model.arch 'resnet' needs square images, but data.image_size=48x64; "
+                                          r"families that take HxW images: dcgan, mlp$"):
+        validate(resolve("sngan", overrides=[folder, "data.image_size=48x64"]))
+    with pytest.raises(ConfigError, match=r"^data.image_size=48x64: DCGAN supports HxW sizes whose longer side is a "
+                                          r"multiple of the shorter side's 2\^n .* got 48x64$"):
+        validate(resolve("dcgan", overrides=[folder, "data.image_size=48x64"]))
+    validate(resolve("dcgan", overrides=[folder, "data.image_size=32x64"]))
     with pytest.raises(ConfigError, match=r"fashion-mnist images are square .* HxW sizes are for folder:PATH"):
         validate(resolve("vanilla", overrides=["data.image_size=48x64"]))
     with pytest.raises(ConfigError, match="data.cache: unknown value 'maybe'"):
@@ -266,6 +271,28 @@ def test_hxw_errors_name_what_can_take_it(tmp_path):
     with pytest.raises(ConfigError, match="data.workers: must be >= 0"):
         resolve("vanilla", overrides=["data.workers=-1"])
     validate(resolve("vanilla", overrides=[f"data.name=folder:{tmp_path}", "data.image_size=48x64"]))
+
+
+@pytest.mark.parametrize("hw,base", [((32, 64), (4, 8)), ((64, 32), (8, 4)), ((28, 56), (7, 14)), ((28, 28), (7, 7))])
+def test_dcgan_takes_hxw_images(hw, base):
+    from ganforge.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+
+    g, d = DCGANGenerator(8, (3, *hw), width=4), DCGANDiscriminator((3, *hw), width=4, mbstd=2)
+    assert tuple(g.net[0].weight.shape[2:]) == base  # G's first kernel: the base H x W
+    x = g(torch.randn(5, 8))
+    assert x.shape == (5, 3, *hw) and d(x).shape == (5,)
+
+
+def test_training_dcgan_on_a_non_square_folder(tmp_path, folder, one_thread):
+    over = [f"data.name=folder:{folder}", f"data.root={tmp_path / 'root'}", "data.image_size=16x32", "model.z_dim=4",
+            "model.g.width=4", "model.d.width=4", "train.batch_size=4", "train.steps=2", "train.progress=false",
+            "train.grid_size=4", "train.device=cpu", "train.threads=1", f"out={tmp_path / 'runs'}"]
+    run = train(validate(resolve("dcgan", overrides=over)), quiet=True)
+    grid = Image.open(run / "samples" / "step-0000002.png")
+    assert grid.width > grid.height  # 2 x 2 wide pictures
+    from ganforge import load
+
+    assert load(run).sample(3, seed=0).shape == (3, 3, 16, 32)
 
 
 def test_hxw_resizes_to_cover_then_crops_the_centre(tmp_path):
