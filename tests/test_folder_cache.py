@@ -309,3 +309,48 @@ def test_hxw_resizes_to_cover_then_crops_the_centre(tmp_path):
     assert (img[1, 1:-1] == 255).all() and (img[0, 2:-2] == 0).all() and (img[2, 2:-2] == 0).all()
     tall = gf.folder_source(data_cfg(image_size="20x10", cache="off"), d)  # all three bands kept
     assert tall.data.shape == (1, 3, 20, 10) and tall.data[0, 0, 0].float().mean() > 200
+
+
+def test_the_benchmark_folder_generator_is_seeded_and_resumable(tmp_path):
+    from benchmarks.bigfolder import generate_folder
+
+    generate_folder(tmp_path / "a", 6, seed=1)
+    generate_folder(tmp_path / "b", 6, seed=1)
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.png"))
+    assert len(files) == 6
+    pixels = [np.asarray(Image.open(tmp_path / "a" / f)) for f in files]
+    assert all(p.shape == (64, 64, 3) for p in pixels) and len({p.tobytes() for p in pixels}) == 6
+    assert all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)
+    assert generate_folder(tmp_path / "a", 6, seed=1) == 0.0  # complete: nothing to do
+
+
+def test_ctrl_c_to_the_process_group_with_workers_checkpoints_and_stops(tmp_path, folder):
+    """A terminal's Ctrl-C reaches the trainer and its DataLoader workers: the workers leave it to
+    the trainer, which finishes its step, checkpoints and exits 130 (not a crash of a worker)."""
+    out = tmp_path / "runs"
+    argv = [sys.executable, "-m", "ganforge", "train", "vanilla"]
+    for o in [f"data.name=folder:{folder}", f"data.root={tmp_path / 'root'}", "data.cache=on", "data.workers=2",
+              "data.image_size=8", "model.z_dim=4", "model.g.hidden=8", "model.d.hidden=8", "train.batch_size=8",
+              "train.steps=100000", "train.log_every=5", "train.ckpt_every=0", "train.progress=false",
+              "train.grid_size=4", "train.threads=1", f"out={out}"]:
+        argv += ["--set", o]
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        import time
+        deadline = time.time() + 180
+        while not list(out.glob("*/metrics.jsonl")) or not list(out.glob("*/metrics.jsonl"))[0].read_text().strip():
+            assert proc.poll() is None and time.time() < deadline, proc.stderr.read() if proc.poll() else "too slow"
+            time.sleep(0.1)
+        os.killpg(proc.pid, 2)  # SIGINT to the trainer and its workers
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+    assert proc.returncode == 130, err
+    assert "exited unexpectedly" not in err and "Traceback" not in err
+    (run,) = out.iterdir()
+    result = json.loads((run / "result.json").read_text())
+    assert result["reason"] == "interrupted"
+    assert latest_checkpoint(run / "checkpoints").name.endswith(f"{result['step']:07d}")

@@ -195,11 +195,21 @@ class CachedFolderSource(InMemorySource):
         twin.data, twin._gen = self.data, torch.Generator()
         twin.load_state_dict(self.state_dict())
         return torch.utils.data.DataLoader(_Rows(self.data), sampler=_Batches(twin, n), batch_size=None,
-                                           num_workers=self.workers, prefetch_factor=2)
+                                           num_workers=self.workers, prefetch_factor=2, worker_init_fn=_quiet_worker)
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self._loader = None  # read ahead again from the restored position
+
+
+def _quiet_worker(worker_id: int) -> None:
+    """A worker leaves Ctrl-C / SIGTERM (sent to the whole process group) to the training process,
+    which finishes its step, checkpoints and stops, then ends the workers; a worker whose training
+    process is gone exits by itself (DataLoader's watchdog)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class _Rows(torch.utils.data.Dataset):
