@@ -170,14 +170,13 @@ class CachedFolderSource(InMemorySource):
 
     def __init__(self, where: Path, meta: dict, *, files: list[Path], skipped: list[SkippedFile], seed: int,
                  workers: int, description: str):
-        shape = tuple(int(v) for v in meta["shape"])
-        mm = np.memmap(where / IMAGES, dtype=np.uint8, mode="r", shape=shape)
-        with warnings.catch_warnings():  # read-only: batches are copied out by indexing
-            warnings.simplefilter("ignore", UserWarning)
-            data = torch.from_numpy(mm)
-        super().__init__(data, None, seed=seed, num_classes=0, description=description)
+        self.rows = MappedRows(where / IMAGES, tuple(int(v) for v in meta["shape"]))
+        super().__init__(self.rows.data, None, seed=seed, num_classes=0, description=description)
         self.files, self.skipped, self.cache, self.meta, self.workers = files, skipped, where, meta, workers
         self._loader = None  # (batch size, iterator) of the DataLoader reading ahead
+
+    def _batch(self, idx: torch.Tensor):
+        return self.rows[idx][0].float().div_(127.5).sub_(1.0), None  # (B, C, H, W) in [-1, 1]
 
     def next(self, n: int):
         if self.workers == 0:
@@ -194,7 +193,7 @@ class CachedFolderSource(InMemorySource):
         twin = InMemorySource.__new__(InMemorySource)  # a copy of the order from the current position
         twin.data, twin._gen = self.data, torch.Generator()
         twin.load_state_dict(self.state_dict())
-        return torch.utils.data.DataLoader(_Rows(self.data), sampler=_Batches(twin, n), batch_size=None,
+        return torch.utils.data.DataLoader(self.rows, sampler=_Batches(twin, n), batch_size=None,
                                            num_workers=self.workers, prefetch_factor=2, worker_init_fn=_quiet_worker)
 
     def load_state_dict(self, state: dict) -> None:
@@ -212,17 +211,45 @@ def _quiet_worker(worker_id: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-class _Rows(torch.utils.data.Dataset):
-    """Batches of cached rows by index: ``rows[idx]`` -> (uint8 (B, C, H, W), idx)."""
+class MappedRows(torch.utils.data.Dataset):
+    """The cache file's rows through a read-only memory map: ``rows[idx]`` -> (uint8 (B, C, H, W)
+    copy, idx).
 
-    def __init__(self, data: torch.Tensor):
-        self.data = data
+    Pages a process has read stay mapped, and count in its RSS, until they are dropped: without
+    care a long run would map the whole file. So the map is read without read-around
+    (``MADV_RANDOM``: only the pages of the rows asked for) and, after every ``release`` bytes read,
+    the process's pages are dropped (``MADV_DONTNEED``; the file's data stays in the page cache,
+    so reading it again is cheap). Each process (a DataLoader worker too) counts its own reads.
+    """
+
+    def __init__(self, path: Path, shape: tuple, release: int = 16 << 20):
+        import mmap
+
+        self.shape, self.release, self.read = shape, release, 0
+        with open(path, "rb") as f:
+            self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        self._advise("MADV_RANDOM")
+        array = np.frombuffer(self._map, dtype=np.uint8).reshape(shape)
+        with warnings.catch_warnings():  # read-only: batches are copied out by indexing
+            warnings.simplefilter("ignore", UserWarning)
+            self.data = torch.from_numpy(array)  # (N, C, H, W) uint8 view of the file
+
+    def _advise(self, name: str) -> None:
+        import mmap
+
+        if hasattr(mmap, name) and hasattr(self._map, "madvise"):  # Linux / macOS
+            self._map.madvise(getattr(mmap, name))
 
     def __len__(self):
-        return self.data.shape[0]
+        return self.shape[0]
 
     def __getitem__(self, idx):
-        return self.data[idx], idx
+        x = self.data[idx]  # a copy
+        self.read += x.numel()
+        if self.read >= self.release:
+            self._advise("MADV_DONTNEED")
+            self.read = 0
+        return x, idx
 
 
 class _Batches(torch.utils.data.Sampler):
