@@ -216,13 +216,15 @@ class MappedRows(torch.utils.data.Dataset):
     copy, idx).
 
     Pages a process has read stay mapped, and count in its RSS, until they are dropped: without
-    care a long run would map the whole file. So the map is read without read-around
-    (``MADV_RANDOM``: only the pages of the rows asked for) and, after every ``release`` bytes read,
-    the process's pages are dropped (``MADV_DONTNEED``; the file's data stays in the page cache,
-    so reading it again is cheap). Each process (a DataLoader worker too) counts its own reads.
+    care a long run would map the whole file. A read maps more than its rows (the kernel maps the
+    cached pages around a fault, whole large folios of a freshly written file: a 12 KB row can map
+    2 MB), so the map is read without read-around (``MADV_RANDOM``) and the process's pages are
+    dropped (``MADV_DONTNEED``) after every ``release`` bytes read, by default after every batch;
+    the file's data stays in the page cache, so reading it again is cheap. Each process (a
+    DataLoader worker too) drops its own.
     """
 
-    def __init__(self, path: Path, shape: tuple, release: int = 16 << 20):
+    def __init__(self, path: Path, shape: tuple, release: int = 0):
         import mmap
 
         self.shape, self.release, self.read = shape, release, 0
