@@ -86,8 +86,10 @@ def _decode_one(job):
 
 
 def build_cache(cfg, root: Path, files: list[Path], size: tuple[int, int], where: Path, *,
-                max_pixels: int = MAX_PIXELS) -> dict:
+                max_pixels: int = MAX_PIXELS, fp: str | None = None) -> dict:
     """Decode ``files`` into ``where/images.u8`` and write ``where/meta.json``; returns the meta.
+    ``fp``: the files' :func:`fingerprint` taken before (a file changed during the build makes the
+    next run rebuild).
 
     Channels as in :func:`~ganforge.data.folders.folder_source`: with ``data.channels`` 0 the rows
     are written as RGB and reduced to one channel at the end when every image was gray.
@@ -97,6 +99,7 @@ def build_cache(cfg, root: Path, files: list[Path], size: tuple[int, int], where
     where.mkdir(parents=True, exist_ok=True)
     remove_stale_files(where)  # the temporary file of a build that was killed
     (where / META).unlink(missing_ok=True)  # from here on the old cache (if any) is not used
+    fp = fp or fingerprint(root, files)
     h, w = size
     want = cfg.data.channels
     write_c = want or 3
@@ -107,7 +110,7 @@ def build_cache(cfg, root: Path, files: list[Path], size: tuple[int, int], where
     pool = None
     if cfg.data.workers > 0:
         import multiprocessing as mp
-        pool = mp.get_context("fork").Pool(cfg.data.workers)
+        pool = mp.get_context("fork").Pool(cfg.data.workers, initializer=_quiet_worker, initargs=(0,))
     try:
         with atomic_path(where / IMAGES) as tmp, open(tmp, "wb") as out:
             results = pool.imap(_decode_one, jobs, chunksize=64) if pool else map(_decode_one, jobs)
@@ -134,7 +137,7 @@ def build_cache(cfg, root: Path, files: list[Path], size: tuple[int, int], where
         if pool is not None:
             pool.terminate()
     meta = {"format": CACHE_FORMAT, "ganforge": __version__, "source": str(root.resolve()),
-            "files": len(files), "fingerprint": fingerprint(root, files), "shape": [n, channels, h, w],
+            "files": len(files), "fingerprint": fp, "shape": [n, channels, h, w],
             "image_size": [h, w], "channels": channels, "channels_asked": want, "limit": cfg.data.limit,
             "skipped": [[s.path.relative_to(root).as_posix(), s.reason] for s in skipped],
             "build_seconds": round(time.perf_counter() - t0, 3)}
@@ -280,14 +283,14 @@ def cached_folder_source(cfg, path: str | Path, *, max_pixels: int = MAX_PIXELS,
     root, files = listed or folder_files(cfg, path)
     size = folder_size(cfg)
     where = cache_dir(cfg, root, size)
-    meta = _read_meta(where)
-    if meta is None or meta.get("fingerprint") != fingerprint(root, files):
+    meta, fp = _read_meta(where), fingerprint(root, files)
+    if meta is None or meta.get("fingerprint") != fp:
         if meta is None:
             say(f"dataset cache: decoding {len(files)} files of {root} into {where} (once)")
         else:
             say(f"dataset cache: {root} changed since its cache was built ({meta['files']} files then, "
                 f"{len(files)} now, or files rewritten); rebuilding {where}")
-        meta = build_cache(cfg, root, files, size, where, max_pixels=max_pixels)
+        meta = build_cache(cfg, root, files, size, where, max_pixels=max_pixels, fp=fp)
     bad = {rel: why for rel, why in meta["skipped"]}
     skipped = [SkippedFile(root / rel, why) for rel, why in meta["skipped"]]
     used = [f for f in files if f.relative_to(root).as_posix() not in bad]
