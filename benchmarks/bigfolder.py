@@ -199,19 +199,10 @@ def run_spec(what: str, spec: dict) -> dict:
 
 # -- the benchmark ------------------------------------------------------------------------------------
 
-def main(args) -> int:
-    seed = args.seeds[0]
-    folder, work = Path(args.folder), Path(args.work)
-    header(args, f"{args.n} generated 64x64 RGB PNGs in {folder} (seed {seed}), caches under {work}/root; "
-                 f"dcgan 64 px (width {args.width}), batch {args.batch}, {args.steps} timed steps per run, 1 torch thread; "
-                 f"throughput subset {args.subset} images", seeds=[seed])
-    gen_s = generate_folder(folder, args.n, seed)
-    print(f"folder: {args.n} files, {du_mb(folder):.0f} MB on disk" +
-          (f", generated in {gen_s:.0f} s" if gen_s else " (generated before)"), flush=True)
-    base = {"folder": str(folder), "root": str(work / "root"), "seed": seed, "batch": args.batch,
-            "steps": args.steps, "width": args.width}
+def cache_and_training(args, base: dict) -> dict:
+    """A fresh build of the whole folder's cache, then training from it with 0 and 2 workers."""
     import shutil
-    shutil.rmtree(work / "root" / "cache", ignore_errors=True)  # time a fresh build
+    shutil.rmtree(Path(args.work) / "root" / "cache", ignore_errors=True)  # time a fresh build
     rows = {}
     build = run_spec("build", {**base, "cache": "on", "workers": args.build_workers, "limit": 0})
     rows["build"] = build
@@ -225,6 +216,23 @@ def main(args) -> int:
               f"(at the end: anon {r['self'].get('RssAnon', 0):.0f} MB, file-backed {r['self'].get('RssFile', 0):.0f} MB)"
               f", workers' peaks {[round(w) for w in r['workers_hwm_mb']]} MB; {r['img_per_cpu_s']:.0f} img/CPU-s, "
               f"{r['img_per_wall_s']:.0f} img/s wall; opened in {r['open_s']:.1f} s", flush=True)
+    return rows
+
+
+def main(args) -> int:
+    seed = args.seeds[0]
+    folder, work = Path(args.folder), Path(args.work)
+    header(args, f"{args.n} generated 64x64 RGB PNGs in {folder} (seed {seed}), caches under {work}/root; "
+                 f"dcgan 64 px (width {args.width}), batch {args.batch}, {args.steps} timed steps per run, 1 torch thread; "
+                 f"throughput subset {args.subset} images", seeds=[seed])
+    gen_s = generate_folder(folder, args.n, seed)
+    print(f"folder: {args.n} files, {du_mb(folder):.0f} MB on disk" +
+          (f", generated in {gen_s:.0f} s" if gen_s else " (generated before)"), flush=True)
+    base = {"folder": str(folder), "root": str(work / "root"), "seed": seed, "batch": args.batch,
+            "steps": args.steps, "width": args.width}
+    rows = {}
+    if args.parts != "subset":
+        rows.update(cache_and_training(args, base))
     for rep in range(args.repeats):
         for cache in ("on", "off"):
             r = run_spec("train", {**base, "cache": cache, "workers": 0, "limit": args.subset})
@@ -236,9 +244,18 @@ def main(args) -> int:
     off = [rows[f"subset_off_{i}"]["img_per_cpu_s"] for i in range(args.repeats)]
     ratio = (sum(on) / len(on)) / (sum(off) / len(off))
     print(f"throughput cache / in memory (img per CPU-s, mean of {args.repeats}): {ratio:.3f}")
-    w0, w2 = rows["train_full_w0"], rows["train_full_w2"]
-    table = "\n".join([
-        "| measurement | value |", "| --- | --- |",
+    table = "\n".join(["| measurement | value |", "| --- | --- |"] + (big_rows(args, rows, folder)
+                                                                  if args.parts != "subset" else []) + [
+        f"| subset {args.subset}: cache vs in memory (workers=0, {args.repeats} runs each) | "
+        f"{sum(on) / len(on):.1f} vs {sum(off) / len(off):.1f} img per CPU-s (runs: {', '.join(f'{v:.1f}' for v in on)} "
+        f"vs {', '.join(f'{v:.1f}' for v in off)}), ratio {ratio:.3f} |",
+    ])
+    return finish(args, rows, table, ratio=ratio)
+
+
+def big_rows(args, rows, folder) -> list[str]:
+    build, w0, w2 = rows["build"], rows["train_full_w0"], rows["train_full_w2"]
+    return [
         f"| folder | {args.n} PNGs 64x64 RGB, {du_mb(folder):.0f} MB on disk |",
         f"| cache build ({args.build_workers} decoding processes) | {build['seconds']:.0f} s wall, {build['cpu_s']:.0f} s CPU |",
         f"| cache size on disk | {build['disk_mb']:.0f} MB ({build['n']} images) |",
@@ -249,10 +266,7 @@ def main(args) -> int:
         f"{max(w2['workers_hwm_mb'] or [0]):.0f} MB |",
         f"| throughput from the 200k cache, workers=0 / 2 | {w0['img_per_cpu_s']:.0f} / {w2['img_per_cpu_s']:.0f} "
         f"img per trainer CPU-s; {w0['img_per_wall_s']:.0f} / {w2['img_per_wall_s']:.0f} img/s wall |",
-        f"| subset {args.subset}: cache vs in memory (workers=0) | {sum(on) / len(on):.1f} vs {sum(off) / len(off):.1f} "
-        f"img per CPU-s, ratio {ratio:.3f} |",
-    ])
-    return finish(args, rows, table, ratio=ratio)
+    ]
 
 
 parser = make_parser("bigfolder", __doc__.split("\n\n")[0], seeds="the folder's and the runs' seed (the first; default 0)")
@@ -266,6 +280,8 @@ parser.add_argument("--repeats", type=int, default=1, help="runs of each side of
 parser.add_argument("--build-workers", type=int, default=2, help="decoding processes of the cache build (default 2)")
 parser.add_argument("--folder", default=str(FOLDER), help=f"where the images are generated (default {FOLDER})")
 parser.add_argument("--work", default="/work/results/bigfolder-work", help="data root of the caches")
+parser.add_argument("--parts", choices=("all", "subset"), default="all",
+                    help="all, or only the cache vs in-memory throughput comparison (subset)")
 parser.add_argument("--child", nargs=2, metavar=("WHAT", "SPEC"), help=argparse.SUPPRESS)
 
 if __name__ == "__main__":
