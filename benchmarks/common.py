@@ -29,7 +29,7 @@ import torch
 from ganforge import __version__, load
 from ganforge.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_run
 from ganforge.config import resolve
-from ganforge.data import Split, dataset, load_reference
+from ganforge.data import Split, build_dataset, dataset, load_reference
 from ganforge.data.images import load_split
 from ganforge.data.pairs import load_config_pairs
 from ganforge.data.stacked import stacked_modes
@@ -58,7 +58,8 @@ from ganforge.validation import validate
 RESULT_FILE = "result.json"  # what a finished training session writes into its run folder (reason, step)
 
 __all__ = [  # the ganforge names the benchmark files take from here
-    "FeatureDistance", "FmnistNet", "MIXTURES", "Reporter", "TrainedGenerator", "append_metrics", "evaluate",
+    "FeatureDistance", "FmnistNet", "MIXTURES", "Reporter", "TrainedGenerator", "append_metrics", "build_dataset",
+    "evaluate",
     "load_reference", "project", "validate", "write_fake_run", "bicubic_upscale", "build_state", "compute", "fid_from_features",
     "conditional_results", "evaluate_generator", "get_feature_extractor", "latest_checkpoint",
     "list_checkpoints", "load", "load_checkpoint", "load_config_pairs", "load_split", "mode_metrics",

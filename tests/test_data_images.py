@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from ganforge.data import DATASETS, DataError, InMemorySource, build_dataset
+from ganforge.data import folders as gf
 from ganforge.data import images as gi
 from conftest import data_cfg as make_cfg
 
@@ -51,7 +52,7 @@ def messy_folder(tmp_path: Path) -> Path:
 # -- folders ---------------------------------------------------------------------------------
 
 def test_folder_reads_good_files_and_counts_skipped(messy_folder: Path):
-    src = gi.folder_source(make_cfg(image_size=16), messy_folder)
+    src = gf.folder_source(make_cfg(image_size=16), messy_folder)
     assert len(src) == 8
     assert sorted(p.name for p, _ in src.skipped) == ["text.png", "truncated.png", "zero.png"]
     assert all(reason for _, reason in src.skipped)
@@ -71,12 +72,12 @@ def test_folder_through_build_dataset(messy_folder: Path):
 
 
 def test_folder_default_size_is_64(messy_folder: Path):
-    src = gi.folder_source(make_cfg(), messy_folder)
-    assert src.shape == (3, gi.DEFAULT_FOLDER_SIZE, gi.DEFAULT_FOLDER_SIZE) == (3, 64, 64)
+    src = gf.folder_source(make_cfg(), messy_folder)
+    assert src.shape == (3, gf.DEFAULT_FOLDER_SIZE, gf.DEFAULT_FOLDER_SIZE) == (3, 64, 64)
 
 
 def test_mode_conversions(messy_folder: Path):
-    src = gi.folder_source(make_cfg(image_size=8, channels=3), messy_folder)
+    src = gf.folder_source(make_cfg(image_size=8, channels=3), messy_folder)
     by_name = {f.name: src.data[i] for i, f in enumerate(src.files)}
     assert (by_name["d_transparent.png"] == 255).all()  # transparent composited on white
     assert (by_name["g_16bit.png"] == 255).all()  # 65535 -> 255
@@ -88,7 +89,7 @@ def test_mode_conversions(messy_folder: Path):
 
 def test_16bit_midgray_scaled(tmp_path: Path):
     save(Image.fromarray(np.full((10, 10), 32896, dtype=np.uint16)), tmp_path / "mid.png")
-    src = gi.folder_source(make_cfg(image_size=4), tmp_path)
+    src = gf.folder_source(make_cfg(image_size=4), tmp_path)
     assert src.data.shape == (1, 1, 4, 4)  # all gray -> 1 channel
     assert (src.data == 128).all()
 
@@ -96,12 +97,12 @@ def test_16bit_midgray_scaled(tmp_path: Path):
 def test_gray_vs_rgb_channels(tmp_path: Path):
     save(Image.new("L", (12, 12), 50), tmp_path / "g1.png")
     save(Image.new("L", (20, 10), 100), tmp_path / "g2.jpg")
-    assert gi.folder_source(make_cfg(image_size=8), tmp_path).shape == (1, 8, 8)  # all gray
-    assert gi.folder_source(make_cfg(image_size=8, channels=3), tmp_path).shape == (3, 8, 8)
+    assert gf.folder_source(make_cfg(image_size=8), tmp_path).shape == (1, 8, 8)  # all gray
+    assert gf.folder_source(make_cfg(image_size=8, channels=3), tmp_path).shape == (3, 8, 8)
     save(rgb(12, 12, (255, 0, 0)), tmp_path / "red.png")
-    src = gi.folder_source(make_cfg(image_size=8), tmp_path)  # one colour image -> RGB
+    src = gf.folder_source(make_cfg(image_size=8), tmp_path)  # one colour image -> RGB
     assert src.shape == (3, 8, 8)
-    src1 = gi.folder_source(make_cfg(image_size=8, channels=1), tmp_path)
+    src1 = gf.folder_source(make_cfg(image_size=8, channels=1), tmp_path)
     red = src1.data[[f.name for f in src1.files].index("red.png")]
     assert red.shape == (1, 8, 8) and abs(int(red[0, 0, 0]) - 76) <= 1  # 0.299 * 255
 
@@ -112,7 +113,7 @@ def test_resize_shorter_side_then_center_crop(tmp_path: Path):
     a[:, 20:40, 1] = 255
     a[:, 40:, 2] = 255
     save(Image.fromarray(a), tmp_path / "stripes.png")
-    src = gi.folder_source(make_cfg(image_size=10), tmp_path)
+    src = gf.folder_source(make_cfg(image_size=10), tmp_path)
     img = src.data[0]
     assert img.shape == (3, 10, 10)
     inner = img[:, :, 2:8].float()  # away from the antialiased borders
@@ -121,13 +122,13 @@ def test_resize_shorter_side_then_center_crop(tmp_path: Path):
 
 def test_upscales_small_images(tmp_path: Path):
     save(rgb(5, 7), tmp_path / "tiny.png")
-    assert gi.folder_source(make_cfg(image_size=32), tmp_path).shape == (3, 32, 32)
+    assert gf.folder_source(make_cfg(image_size=32), tmp_path).shape == (3, 32, 32)
 
 
 def test_too_large_images_are_skipped(tmp_path: Path):
     save(rgb(50, 50), tmp_path / "big.png")
     save(rgb(5, 5), tmp_path / "small.png")
-    src = gi.folder_source(make_cfg(image_size=4), tmp_path, max_pixels=100)
+    src = gf.folder_source(make_cfg(image_size=4), tmp_path, max_pixels=100)
     assert [f.name for f in src.files] == ["small.png"]
     assert "too large" in src.skipped[0].reason
 
@@ -147,17 +148,17 @@ def test_folder_errors_are_one_line_data_errors(tmp_path: Path, setup: str):
     elif setup == "file":
         d.write_text("x")
     with pytest.raises(DataError) as e:
-        gi.folder_source(make_cfg(), d)
+        gf.folder_source(make_cfg(), d)
     assert "\n" not in str(e.value) and str(d) in str(e.value)
 
 
 def test_folder_progress_bar_does_not_break(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(gi, "PROGRESS_MIN_FILES", 2)
+    monkeypatch.setattr(gf, "PROGRESS_MIN_FILES", 2)
     for i in range(4):
         save(rgb(8, 8), tmp_path / f"{i}.png")
     cfg = make_cfg(image_size=4)
     cfg.train.progress = True
-    assert len(gi.folder_source(cfg, tmp_path)) == 4
+    assert len(gf.folder_source(cfg, tmp_path)) == 4
 
 
 # -- conversions -----------------------------------------------------------------------------

@@ -221,8 +221,8 @@ class TestMLP(NetFamilyChecks):
 
 class TestDCGAN(NetFamilyChecks):
     arch = "dcgan"
-    shapes = ((1, 28, 28), (3, 32, 32), (1, 64, 64))
-    rejected_shapes = ((2,), (1, 30, 30), (3, 32, 16))
+    shapes = ((1, 28, 28), (3, 32, 32), (1, 64, 64), (3, 32, 16), (1, 28, 56))  # HxW: the longer side a multiple
+    rejected_shapes = ((2,), (1, 30, 30), (3, 48, 64))  # 48 = 3 * 16 is no 4 * 2^n or 7 * 2^n
 
 
 class TestResNet(NetFamilyChecks):

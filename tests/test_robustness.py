@@ -17,7 +17,7 @@ import ganforge.checkpoint as ckpt_mod
 from ganforge.checkpoint import latest_checkpoint, list_checkpoints
 from ganforge.config import resolve
 from ganforge.data import DataError
-from ganforge.data.images import folder_source
+from ganforge.data.folders import folder_source
 from ganforge.rundir import RunDirError
 from ganforge.session import train
 

@@ -14,6 +14,7 @@ from PIL import Image
 
 from ganforge.cli import main
 from ganforge.config import resolve
+from ganforge.data import folders as gf
 from ganforge.data import images as gi
 from ganforge.imagefiles import output_name, translate_files
 from ganforge.loading import load
@@ -109,7 +110,7 @@ def test_a_large_folder_gets_a_progress_bar(pix2pix, tmp_path, capsys, monkeypat
     g = load(pix2pix)
     translate_files(g, [str(src)], tmp_path / "quiet")
     assert "translating" not in capsys.readouterr().err  # 5 files: no bar
-    monkeypatch.setattr(gi, "PROGRESS_MIN_FILES", 3)
+    monkeypatch.setattr(gf, "PROGRESS_MIN_FILES", 3)
     done = translate_files(g, [str(src)], tmp_path / "bar")
     assert "translating" in capsys.readouterr().err and len(done.written) == 5
 

@@ -224,7 +224,8 @@ def cmd_synthesize(args) -> int:
 def cmd_data(args) -> int:
     from .config import resolve
     from .data import build_dataset, validate_config
-    cfg = resolve(overrides=[f"data.name={args.name}"] + [f"data.root={args.root}"] * bool(args.root))
+    cfg = resolve(overrides=[f"data.name={args.name}"] + [f"data.root={args.root}"] * bool(args.root)
+                  + [o if o.startswith("data.") else f"data.{o}" for o in args.set or ()])
     validate_config(cfg)
     src = build_dataset(cfg)
     print(f"{args.name}: {src.description} (root {cfg.data_root})")
@@ -442,6 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("data", help="prepare a dataset (offline where possible) and describe it")
     s.add_argument("name", help="dataset name or folder:PATH")
     s.add_argument("--root", help="data root (default $GANFORGE_DATA or ~/.cache/ganforge/data)")
+    s.add_argument("--set", "-s", action="append", metavar="KEY=VALUE",
+                   help="a data.* setting, e.g. --set image_size=64 --set cache=on (builds a folder's cache now)")
     s.set_defaults(func=cmd_data)
 
     s = sub.add_parser("studio", help="a local web page: watch and compare runs, try trained generators, start/stop training")

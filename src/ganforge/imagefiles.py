@@ -34,7 +34,7 @@ def input_files(inputs: list[str]) -> list[Path]:
 
 def _inputs_with_names(inputs: list[str]) -> list[tuple[Path, Path]]:
     """(file, its path relative to the inputs' base), each file once."""
-    from .data.images import list_image_files
+    from .data.folders import list_image_files
     items = [Path(i) for i in inputs]
     for p in items:
         if not p.exists():
@@ -63,7 +63,7 @@ def output_name(rel: Path) -> Path:
 def read_image(path: Path, shape: tuple) -> Tensor:
     """One file -> (C, H, W) float in [-1, 1] with the model's input channels and size (the
     shorter side resized, then centre-cropped)."""
-    from .data.images import skip_reason
+    from .data.folders import skip_reason
     try:
         return _read(path, shape)
     except Exception as e:  # noqa: BLE001  (any unreadable file is a user-facing error)
@@ -72,7 +72,7 @@ def read_image(path: Path, shape: tuple) -> Tensor:
 
 def _read(path: Path, shape: tuple) -> Tensor:
     """:func:`read_image`, raising whatever the decoder raises."""
-    from .data.images import _decode
+    from .data.folders import _decode
     c, h, w = shape
     im = _decode(path, h, MAX_INPUT_PIXELS).convert("L" if c == 1 else "RGB")
     a = torch.from_numpy(np.asarray(im).copy())
@@ -115,7 +115,7 @@ def translate_files(g, inputs: list[str], out: str | Path, *, direction: str = "
     """Run an image-to-image model on files into ``out`` (names: see the module's docstring)."""
     from tqdm.auto import tqdm
 
-    from .data.images import PROGRESS_MIN_FILES, SkippedFile, skip_reason
+    from .data.folders import PROGRESS_MIN_FILES, SkippedFile, skip_reason
     out = Path(out)
     pairs = _inputs_with_names(inputs)
     dests: dict[Path, Path] = {}

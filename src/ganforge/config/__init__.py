@@ -12,9 +12,9 @@ from .presets import DEFAULT_PRESET, PRESETS, preset_config
 from .sizes import SIZES, apply_size, describe_sizes, settle_size
 from .ranges import AMP_MODES, LATENTS, SCHEDULES, check_values, choice, positive, weights
 from .schema import (AugmentConfig, Config, DataConfig, EvalConfig, LossConfig, ModelConfig, OptimConfig,
-                     TrainConfig, short)
+                     TrainConfig, image_hw, short)
 
 __all__ = ["AMP_MODES", "AugmentConfig", "Config", "ConfigError", "DEFAULT_PRESET", "DataConfig", "EvalConfig",
            "LATENTS", "LossConfig", "ModelConfig", "OptimConfig", "PRESETS", "SCHEDULES", "SIZES", "TrainConfig",
-           "apply_override", "apply_size", "describe_sizes", "settle_size", "check_values", "choice", "load_yaml", "parse_override", "positive", "preset_config",
-           "resolve", "short", "weights"]
+           "apply_override", "apply_size", "check_values", "choice", "describe_sizes", "image_hw", "load_yaml",
+           "parse_override", "positive", "preset_config", "resolve", "settle_size", "short", "weights"]

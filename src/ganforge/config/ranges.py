@@ -10,13 +10,14 @@ import math
 
 from ..errors import ConfigError
 from ..registry import did_you_mean
+from .schema import Config, image_hw
 from .sizes import SIZE_NAMES
-from .schema import Config
 
 AMP_MODES = ("off", "bf16", "fp16")
 SCHEDULES = ("constant", "linear", "cosine")
 LATENTS = ("normal", "uniform")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+CACHE_MODES = ("auto", "on", "off")
 
 
 def choice(key: str, value: str, choices) -> None:
@@ -42,7 +43,9 @@ def weights(key: str, mapping: dict) -> None:
 def check_values(cfg: Config) -> Config:
     """Check every plain value's type-independent range; raise ConfigError on the first problem."""
     d = cfg.data
-    positive("data.image_size", d.image_size, allow_zero=True)
+    positive("data.image_size", min(image_hw(d.image_size)), allow_zero=True)
+    choice("data.cache", d.cache, CACHE_MODES)
+    positive("data.workers", d.workers, allow_zero=True)
     if d.channels not in (0, 1, 3):
         raise ConfigError(f"data.channels: must be 0 (dataset's own), 1 or 3, got {d.channels}")
     positive("data.limit", d.limit, allow_zero=True)

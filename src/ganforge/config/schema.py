@@ -35,13 +35,15 @@ def short(value: Any) -> str:
 class DataConfig:
     name: str = "fashion-mnist"  # a dataset name (see `ganforge datasets`) or folder:PATH
     root: str = ""  # where datasets live; "" = $GANFORGE_DATA or ~/.cache/ganforge/data
-    image_size: int = 0  # resize images to this size; 0 = the dataset's own size
+    image_size: int | str = 0  # resize images to this size, or HxW (e.g. 48x64: folder:PATH); 0 = the dataset's own
     channels: int = 0  # 1 (grayscale) or 3 (RGB); 0 = the dataset's own
     limit: int = 0  # use only the first N training samples (after data.classes); 0 = all
     # keep only these class indices of a labelled dataset, e.g. [5, 7]; [] = all. Applies to the
     # train split and to the run's default evaluation reference (NAME:test@5,7); labels keep their indices
     classes: list = field(default_factory=list)
     download: bool = True  # allow torchvision to download when the files are missing
+    cache: bool | str = "auto"  # folder:PATH: decoded images in a memory-mapped cache file: auto (above 1 GB) | on | off
+    workers: int = 0  # folder:PATH with a cache: DataLoader processes reading batches (and decoding to build it)
     labels_per_class: int = 10  # semi:NAME: labelled samples kept per class (Salimans et al.: 10 on MNIST)
     # time series (sines, csv:PATH, npy:PATH)
     length: int = 24  # steps T per sequence (sines; csv:FILE window length; csv:FOLDER: 0 = the longest file)
@@ -177,8 +179,34 @@ def _is_dataclass_instance(x) -> bool:
     return dataclasses.is_dataclass(x) and not isinstance(x, type)
 
 
+def image_hw(value: int | str) -> tuple[int, int]:
+    """``data.image_size`` as (height, width): 64 -> (64, 64), "48x64" -> (48, 64), 0 -> (0, 0)."""
+    if isinstance(value, str):
+        h, _, w = value.lower().partition("x")
+        return int(h), int(w)
+    return int(value), int(value)
+
+
+def _coerce_size(value: Any, key: str) -> int | str:
+    """An image size: an integer, or "HxW" (a square "NxN" becomes the integer N)."""
+    if isinstance(value, str) and "x" in value.lower():
+        h, _, w = value.lower().replace(" ", "").partition("x")
+        if not (h.isdigit() and w.isdigit()) or int(h) <= 0 or int(w) <= 0:
+            raise ConfigError(f"{key}: expected an integer or HxW with positive H and W (e.g. 48x64), "
+                              f"got {short(value)}")
+        return int(h) if int(h) == int(w) else f"{int(h)}x{int(w)}"
+    try:
+        return _coerce(value, int, key)
+    except ConfigError:
+        raise ConfigError(f"{key}: expected an integer or HxW (e.g. 48x64), got {short(value)}") from None
+
+
 def _coerce(value: Any, typ: Any, key: str) -> Any:
     """Convert ``value`` to the field type ``typ`` or raise a ConfigError naming ``key``."""
+    if typ == int | str:
+        return _coerce_size(value, key)
+    if typ == bool | str:  # a switch with a third value ("auto"): YAML's on/off/yes/no are booleans
+        return ("on" if value else "off") if isinstance(value, bool) else _coerce(value, str, key)
     origin = typing.get_origin(typ) or typ
     if origin is bool:
         if isinstance(value, bool):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..errors import DataError
 # each module registers its datasets
-from . import images, labelled, multidomain, pair_folders, pairs, sequences, stacked, toy  # noqa: F401
+from . import images, folders, folder_cache, labelled, multidomain, pair_folders, pairs, sequences, stacked, toy  # noqa: F401
 from .base import DataSource, InMemorySource
 from .registry import (DATASETS, Dataset, Split, build_dataset, dataset, load_reference, parse_name, parse_ref,
                        references, validate_config)

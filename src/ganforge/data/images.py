@@ -7,7 +7,7 @@ Two kinds of image data:
   split with :func:`load_split`. Fashion-MNIST is offline-first: :func:`prepare_fashion_mnist`
   unpacks the files of the Debian package ``dataset-fashion-mnist`` when they are installed, and
   torchvision's downloader is only the fallback (when ``cfg.data.download`` is true).
-- **Folders** of image files (``data.name = folder:PATH``), see :func:`folder_source`.
+- **Folders** of image files (``data.name = folder:PATH``) are in :mod:`.folders`.
 
 Resizing (antialiased) and channel conversion (gray <-> RGB) happen once, at load time; batches
 are then plain indexing plus ``uint8 -> [-1, 1]`` in :class:`~ganforge.data.base.InMemorySource`.
@@ -23,7 +23,6 @@ import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -315,186 +314,5 @@ for _name, _ds in IMAGE_DATASETS.items():
                                      split=_split, classes=_ds.classes, subsets=True))
 
 
-# -- folders of images -----------------------------------------------------------------------
-
-#: File suffixes read from folders (case-insensitive).
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
-#: ``data.image_size`` 0 means this size for folders (they have no size of their own).
-DEFAULT_FOLDER_SIZE = 64
-#: Images with more pixels than this are skipped (decompression-bomb guard; 8192 x 8192).
-MAX_PIXELS = 8192 * 8192
-#: A progress bar is shown when a folder has more files than this.
-PROGRESS_MIN_FILES = 256
-
-_GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
-
-
-class SkippedFile(NamedTuple):
-    path: Path
-    reason: str
-
-
-def _to_8bit_gray(im):
-    """Modes I;16*, I and F (16/32-bit gray) -> 'L'. 16-bit values are scaled by 255/65535."""
-    from PIL import Image
-
-    a = np.asarray(im)
-    if im.mode.startswith("I;16") or (im.mode == "I" and a.size and a.max() > 255):
-        a = a.astype(np.float64) * (255.0 / 65535.0)
-    elif im.mode == "F" and a.size and np.nanmax(a) <= 1.0:
-        a = a.astype(np.float64) * 255.0  # float images in [0, 1]
-    a = np.nan_to_num(a.astype(np.float64)).round().clip(0, 255).astype(np.uint8)
-    return Image.fromarray(a)  # 2-D uint8 -> mode L
-
-
-def _normalise_mode(im):
-    """Any PIL image -> ('L' or 'RGB' image). Transparency is composited on white."""
-    from PIL import Image
-
-    if im.mode == "P" or im.mode == "PA":
-        im = im.convert("RGBA")  # palette (with or without transparency)
-    if im.mode in ("RGBA", "RGBa", "LA", "La"):
-        rgba = im.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        im = Image.alpha_composite(white, rgba).convert("RGB" if "RGB" in im.mode else "L")
-        return im
-    if im.mode in ("L", "RGB"):
-        return im
-    if im.mode == "1":
-        return im.convert("L")
-    if im.mode in _GRAY_MODES:  # I;16*, I, F
-        return _to_8bit_gray(im)
-    return im.convert("RGB")  # CMYK, YCbCr, LAB, HSV, ...
-
-
-def open_image(path: Path, max_pixels: int, draft: int = 0):
-    """One file -> ('L' or 'RGB') PIL image at its own size, EXIF-oriented; raises on anything
-    broken or larger than ``max_pixels``. ``draft`` lets JPEGs decode at a reduced scale >= it."""
-    from PIL import Image, ImageOps
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(path) as im:
-            w, h = im.size
-            if w * h > max_pixels:
-                raise ValueError(f"too large ({w}x{h} > {max_pixels} pixels)")
-            if draft and im.format == "JPEG":
-                im.draft(im.mode, (draft, draft))
-            im.load()
-            try:
-                im = ImageOps.exif_transpose(im)  # camera orientation
-            except Exception:  # unreadable EXIF: keep the pixels as stored
-                pass
-            return _normalise_mode(im)
-
-
-def skip_reason(e: Exception) -> str:
-    """Why an image file was skipped, for the skipped-files list."""
-    from PIL import Image
-
-    if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
-        return f"too large ({e})"
-    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-
-
-def _decode(path: Path, size: int, max_pixels: int):
-    """One file -> ('L' or 'RGB') PIL image of ``size`` x ``size``; raises on anything broken."""
-    from PIL import Image, ImageOps
-
-    im = open_image(path, max_pixels, draft=size)
-    # resize the shorter side to `size`, then center-crop (ImageOps.fit crops first, then
-    # resizes with an antialiasing filter; same result, less work)
-    return ImageOps.fit(im, (size, size), method=Image.Resampling.BICUBIC, centering=(0.5, 0.5))
-
-
-class ImageFolderSource(InMemorySource):
-    """An unlabelled folder of images, decoded once into memory (see :func:`folder_source`).
-
-    Extra attributes: ``files`` (the images used, in order) and ``skipped`` (a list of
-    :class:`SkippedFile` with the reason each unreadable file was left out).
-    """
-
-    def __init__(self, data: Tensor, *, files: list[Path], skipped: list[SkippedFile],
-                 seed: int, description: str):
-        super().__init__(data, None, seed=seed, num_classes=0, description=description)
-        self.files = files
-        self.skipped = skipped
-
-
-def list_image_files(path: str | Path) -> list[Path]:
-    """Image files under ``path``, recursively, sorted (suffixes in ``IMAGE_EXTENSIONS``)."""
-    root = Path(path).expanduser()
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
-
-
-def folder_source(cfg, path: str | Path, *, max_pixels: int = MAX_PIXELS) -> ImageFolderSource:
-    """Every image under ``path`` (recursively), decoded with PIL once into memory.
-
-    - Files: suffixes in ``IMAGE_EXTENSIONS``; animated GIF/TIFF use their first frame; EXIF
-      orientation is applied.
-    - Channels (``cfg.data.channels``): 1 = grayscale ('L'), 3 = RGB, 0 = RGB unless every image
-      is grayscale (judged by PIL mode: 1, L, LA, I, I;16, F; palette images count as colour).
-      RGB -> gray uses PIL's BT.601 luma. Palette images are expanded; transparency (RGBA, LA, palette with
-      transparency) is composited on a white background; CMYK and other colour modes go through
-      PIL's RGB conversion; 16-bit gray ('I;16', or 'I' with values above 255) is scaled to 8
-      bits by 255/65535, float ('F') images with values <= 1 by 255.
-    - Size (``cfg.data.image_size``, 0 = ``DEFAULT_FOLDER_SIZE`` = 64): the shorter side is
-      resized to it (bicubic, antialiased), then the centre square is cropped.
-    - Broken files (zero bytes, truncated, not images, more than ``max_pixels`` pixels) are
-      skipped; the source's ``skipped`` lists them and its description counts them.
-    - Unlabelled: class subfolders are read like any other subfolder (``num_classes`` 0).
-
-    Raises :class:`DataError` when the folder is missing, holds no image files, or none of them
-    can be read.
-    """
-    root = Path(path).expanduser()
-    if not root.exists():
-        raise DataError(f"image folder not found: {root}")
-    if not root.is_dir():
-        raise DataError(f"not a folder: {root} (data.name=folder:PATH needs a folder of images)")
-    files = list_image_files(root)[:cfg.data.limit or None]  # data.limit: the first N files (sorted by path)
-    if not files:
-        raise DataError(f"no image files ({', '.join(e[1:] for e in IMAGE_EXTENSIONS)}) under {root}")
-    size = cfg.data.image_size or DEFAULT_FOLDER_SIZE
-    channels = cfg.data.channels
-
-    from tqdm.auto import tqdm
-
-    show = len(files) > PROGRESS_MIN_FILES and getattr(getattr(cfg, "train", None), "progress", True)
-    decoded: list = []
-    used: list[Path] = []
-    skipped: list[SkippedFile] = []
-    for f in tqdm(files, desc=f"decoding {root.name or root}", unit="img", disable=not show,
-                  leave=False):
-        try:
-            im = _decode(f, size, max_pixels)
-        except Exception as e:  # PIL raises many types on bad data; skip the file, keep a reason
-            skipped.append(SkippedFile(f, skip_reason(e)))
-            continue
-        decoded.append(im)
-        used.append(f)
-    if not decoded:
-        first = skipped[0]
-        raise DataError(f"none of the {len(files)} image files under {root} could be read "
-                        f"(e.g. {first.path.name}: {first.reason})")
-
-    if channels == 0:
-        channels = 1 if all(im.mode == "L" for im in decoded) else 3
-    mode = "L" if channels == 1 else "RGB"
-    data = torch.empty((len(decoded), channels, size, size), dtype=torch.uint8)
-    for i, im in enumerate(decoded):
-        a = np.asarray(im.convert(mode) if im.mode != mode else im)
-        data[i] = torch.from_numpy(a.reshape(size, size, channels).copy()).permute(2, 0, 1)
-    desc = (f"folder {root}: {len(decoded)} images {channels}x{size}x{size}, unlabelled"
-            + (f", {len(skipped)} unreadable files skipped" if skipped else ""))
-    return ImageFolderSource(data, files=used, skipped=skipped, seed=cfg.seed, description=desc)
-
-
-__all__ = ["DEBIAN_FASHION_MNIST", "DEFAULT_FOLDER_SIZE", "IMAGE_DATASETS", "IMAGE_EXTENSIONS", "ImageDataset",
-           "ImageFolderSource", "MAX_PIXELS", "SkippedFile", "convert_channels", "default_data_root", "folder_source",
-           "list_image_files", "load_config_split", "load_split", "prepare_fashion_mnist", "resize_images"]
-
-
-DATASETS.register("folder")(Dataset(
-    build=lambda cfg, path: folder_source(cfg, path), task="generate", scheme=True,
-    help="every image under PATH (recursive), resized and centre-cropped to data.image_size (default 64)"))
+__all__ = ["DEBIAN_FASHION_MNIST", "IMAGE_DATASETS", "ImageDataset", "convert_channels", "default_data_root",
+           "load_config_split", "load_split", "prepare_fashion_mnist", "resize_images"]

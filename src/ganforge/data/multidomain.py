@@ -155,7 +155,7 @@ def _read_attribute_file(path: Path) -> tuple[list[str], list[str], np.ndarray]:
 
 
 def _decode_all(files: list[Path], size: int, channels: int) -> tuple[Tensor, list[int]]:
-    from .images import MAX_PIXELS, _decode
+    from .folders import MAX_PIXELS, _decode
     decoded, kept = [], []
     for i, f in enumerate(files):
         try:
@@ -181,7 +181,7 @@ def multidomain_source(path: str | Path, *, size: int = 64, channels: int = 0, s
     """``multidomain:PATH`` (see the module docstring). Images are resized / centre-cropped to
     ``size``; ``channels`` 0 = gray when every image is gray, else RGB; ``limit`` keeps the first
     N images listed."""
-    from .images import list_image_files
+    from .folders import list_image_files
     root = Path(path).expanduser()
     if not root.exists():
         raise DataError(f"multi-domain data not found: {root}")
@@ -243,7 +243,7 @@ def _folder_split(path: str, split: str, *, image_size: int = 0, channels: int =
 
 def domain_names(path: str) -> tuple[str, ...]:
     """The domain (or attribute) names of ``multidomain:PATH`` data, without decoding its images."""
-    from .images import list_image_files
+    from .folders import list_image_files
     root = Path(path).expanduser()
     if root.is_dir():
         return tuple(d.name for d in sorted(root.iterdir()) if d.is_dir() and list_image_files(d))

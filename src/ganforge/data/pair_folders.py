@@ -11,7 +11,7 @@ import torch
 from .base import DataError
 from torch import Tensor
 
-from .images import (IMAGE_EXTENSIONS, MAX_PIXELS, PROGRESS_MIN_FILES, SkippedFile, _decode, folder_source,
+from .folders import (IMAGE_EXTENSIONS, MAX_PIXELS, PROGRESS_MIN_FILES, SkippedFile, _decode, folder_source,
                      list_image_files, open_image, skip_reason)
 from .pairs import PairedSource, UnpairedSource, _shape
 from .registry import DATASETS, Dataset, Split
@@ -83,7 +83,7 @@ def paired_folder_source(cfg, path: str | Path, *, max_pixels: int = MAX_PIXELS)
     - otherwise every image under ``PATH`` (recursively) is one pair side by side, the pix2pix
       format: width = 2 x height, the left half the input A, the right half the target B.
 
-    Decoding as in :func:`~ganforge.data.images.folder_source` (modes, transparency, EXIF;
+    Decoding as in :func:`~ganforge.data.folders.folder_source` (modes, transparency, EXIF;
     unreadable files are skipped, listed in ``skipped`` and counted in the description; a pair
     with an unreadable file is left out). ``cfg.data.channels`` 0 keeps each side gray when all
     of its images are gray, else RGB. ``cfg.data.image_size`` > 0: both sides are resized
@@ -179,7 +179,7 @@ def unpaired_folder_source(cfg, path: str | Path, *, split: str = "train",
     ``PATH/trainA/`` (domain A, the inputs) and ``PATH/trainB/`` (domain B, the data);
     ``split="test"`` reads testA/ and testB/.
 
-    Each domain is read by :func:`~ganforge.data.images.folder_source`: recursively, resized and
+    Each domain is read by :func:`~ganforge.data.folders.folder_source`: recursively, resized and
     centre-cropped to ``cfg.data.image_size`` (0 = 64), channels per domain, unreadable files
     skipped (``skipped`` lists those of both domains).
     """

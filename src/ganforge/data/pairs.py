@@ -45,7 +45,8 @@ from torch import Tensor
 
 from .base import DataError, DataSource, InMemorySource
 from .registry import DATASETS, Dataset, Split
-from .images import SkippedFile, convert_channels, load_split
+from .folders import SkippedFile
+from .images import convert_channels, load_split
 
 
 def _to_unit(x: Tensor) -> Tensor:

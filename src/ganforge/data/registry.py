@@ -17,6 +17,7 @@ from typing import Callable, NamedTuple
 
 from torch import Tensor
 
+from ..config import image_hw
 from ..errors import ConfigError, DataError
 from ..registry import Registry, did_you_mean
 
@@ -42,6 +43,7 @@ class Dataset:
     help: str = ""
     scheme: bool = False  # takes an argument after a colon: data.name = NAME:PATH
     scheme_arg: str = "PATH"  # what that argument is, as listings show it (semi: NAME, a dataset name)
+    any_shape: bool = False  # data.image_size may be HxW (non-square images)
     # split(name_or_path, split, *, root, image_size, channels, limit, download) -> Split; None: no held-out data
     split: Callable | None = None
     classes: tuple = ()  # class names, when the labels are classes
@@ -100,6 +102,11 @@ def validate_config(cfg) -> Dataset:
         if cfg.model.conditional:
             raise ConfigError("data.classes: not with model.conditional=true (the model would still be asked "
                               f"for all {entry.num_classes} classes)")
+    h, w = image_hw(cfg.data.image_size)
+    if h != w and not entry.any_shape:
+        can = [f"{k}:PATH" if d.scheme else k for k, d in DATASETS.items() if d.any_shape]
+        raise ConfigError(f"data.image_size={cfg.data.image_size}: {key} images are square (set one size); "
+                          f"HxW sizes are for {', '.join(can)}")
     return entry
 
 

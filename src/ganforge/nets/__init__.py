@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from ..config import image_hw
 from ..errors import ConfigError
 from ..registry import Registry, did_you_mean
 from .biggan import BigGANDiscriminator, BigGANGenerator
@@ -49,6 +50,7 @@ class NetFamily:
     discriminator: type  # called as discriminator(in_shape=..., **model.d)
     task: str = "generate"  # the task it serves (a key of ganforge.tasks.TASKS)
     images_only: bool = False  # needs (C, H, W) images; otherwise also vectors (toy data)
+    any_shape: bool = False  # takes non-square images (data.image_size=HxW)
     class_nets: str = ""  # the nets that always get the data's class count: "d" (a classifier D), "gd" (domains)
 
     @property
@@ -73,9 +75,9 @@ class NetFamily:
 
 NETS = Registry("network family", check=lambda o: isinstance(o, NetFamily))
 NETS.register("mlp", help="MLP G and D (Goodfellow et al. 2014), vectors or flattened images")(
-    NetFamily(MLPGenerator, MLPDiscriminator))
+    NetFamily(MLPGenerator, MLPDiscriminator, any_shape=True))
 NETS.register("dcgan", help="DCGAN conv nets (Radford et al. 2015) for 28/32/64 px images")(
-    NetFamily(DCGANGenerator, DCGANDiscriminator, images_only=True))
+    NetFamily(DCGANGenerator, DCGANDiscriminator, images_only=True, any_shape=True))
 NETS.register("resnet", help="SNGAN ResNet G/D (Miyato et al. 2018), spectral norm, projection D when conditional")(
     NetFamily(ResNetGenerator, ResNetDiscriminator, images_only=True))
 NETS.register("biggan", help="BigGAN-style ResNet G/D (Brock et al. 2019): hierarchical z, shared class embedding, "
@@ -118,6 +120,16 @@ def validate_config(cfg) -> NetFamily:
     if cfg.model.conditional and not fam.conditional:
         raise ConfigError(f"model.arch '{cfg.model.arch}' has no class-conditional nets; conditional "
                           f"families: {', '.join(n for n, f in NETS.items() if f.conditional)}")
+    h, w = image_hw(cfg.data.image_size)
+    if h != w and not fam.any_shape:
+        raise ConfigError(f"model.arch '{cfg.model.arch}' needs square images, but data.image_size={cfg.data.image_size}; "
+                          f"families that take HxW images: {', '.join(n for n, f in NETS.items() if f.any_shape)}")
+    if h != w:  # the family's own size rules (DCGAN: 32x64 yes, 48x64 no), on the meta device: no memory
+        try:
+            with torch.device("meta"):
+                fam.generator(z_dim=cfg.model.z_dim, out_shape=(3, h, w), **cfg.model.g)
+        except ValueError as e:
+            raise ConfigError(f"data.image_size={cfg.data.image_size}: {e}") from None
     return fam
 
 

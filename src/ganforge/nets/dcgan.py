@@ -1,7 +1,9 @@
 """DCGAN (Radford et al. 2015): strided transposed convs in G, strided convs in D, no pooling,
 batch norm, ReLU in G (tanh output), LeakyReLU(0.2) in D.
 
-Image sizes are base * 2^n with base 4 or 7: 28 (7->14->28), 32, 64, 128, ...
+Image sizes are base * 2^n with base 4 or 7: 28 (7->14->28), 32, 64, 128, ...; non-square H x W
+when the longer side is a multiple of the shorter side's 2^n (32x64 from 4x8, 28x56, 64x96): G's first
+and D's last kernel are then (base_h, base_w) (see :func:`~.layers.image_plan_hw`).
 The WGAN critics reuse D with ``norm="none"`` or ``"ln"`` (no batch norm in a penalised critic)
 and no sigmoid (D returns raw scores; the loss decides what they mean).
 
@@ -17,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .layers import (LabelHead, MinibatchStdDev, activation, check_d_options, concat_labels, image_plan,
+from .layers import (LabelHead, MinibatchStdDev, activation, check_d_options, concat_labels, image_plan_hw,
                      labels, maybe_sn, norm2d, one_hot, pack_samples)
 
 
@@ -29,13 +31,11 @@ class DCGANGenerator(nn.Module):
                  act: str = "relu"):
         super().__init__()
         c_out, h, w = out_shape
-        if h != w:
-            raise ValueError(f"DCGAN needs square images, got {h}x{w}")
-        base, n = image_plan(h, "DCGAN")
+        base, n = image_plan_hw(h, w, "DCGAN")  # base (H, W) >> n
         self.z_dim, self.out_shape, self.num_classes = z_dim, tuple(out_shape), num_classes
         ch = width * 2 ** (n - 1)
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(z_dim + num_classes, ch, base, 1, 0, bias=False),  # (B, ch, base, base)
+            nn.ConvTranspose2d(z_dim + num_classes, ch, base, 1, 0, bias=False),  # (B, ch, base_h, base_w)
             norm2d(norm, ch), activation(act)]
         for _ in range(n - 1):
             layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), norm2d(norm, ch // 2),
@@ -65,7 +65,7 @@ class DCGANDiscriminator(nn.Module):
         super().__init__()
         check_d_options(cond, num_classes, pack)
         c_in, h, w = in_shape
-        base, n = image_plan(h, "DCGAN")
+        base, n = image_plan_hw(h, w, "DCGAN")  # base (H, W) >> n
         self.in_shape, self.num_classes, self.cond, self.pack = tuple(in_shape), num_classes, cond, pack
         ch = width
         c_first = c_in * pack + (num_classes if cond == "concat" else 0)
@@ -77,7 +77,7 @@ class DCGANDiscriminator(nn.Module):
                 layers.append(nn.Dropout(dropout))
             ch *= 2
         if mbstd > 0:
-            layers.append(MinibatchStdDev(mbstd))  # (B, ch + 1, base, base)
+            layers.append(MinibatchStdDev(mbstd))  # (B, ch + 1, base_h, base_w)
         layers.append(maybe_sn(nn.Conv2d(ch + (mbstd > 0), 1, base, 1, 0), sn))  # (B, 1, 1, 1)
         self.net = nn.Sequential(*layers)  # one Sequential: the unconditional state_dict keys stay as before
         self._tail = len(layers) - 1 - (mbstd > 0)  # index of the first layer after the last features
@@ -91,6 +91,6 @@ class DCGANDiscriminator(nn.Module):
         h = x
         for i, layer in enumerate(self.net):
             if i == self._tail:
-                feats = h  # (B, ch, base, base): the last features, before [mbstd and] the last conv
+                feats = h  # (B, ch, base_h, base_w): the last features, before [mbstd and] the last conv
             h = layer(h)
         return self.head(h.view(-1), feats.sum((2, 3)), y)  # (B,) raw scores / logits [, (B, K)]

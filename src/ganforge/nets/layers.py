@@ -66,6 +66,22 @@ def image_plan(size: int, family: str) -> tuple[int, int]:
     raise ValueError(f"{family} supports image sizes 4*2^n or 7*2^n (28, 32, 64, ...), got {size}")
 
 
+def image_plan_hw(h: int, w: int, family: str) -> tuple[tuple[int, int], int]:
+    """((base_h, base_w), n) for an H x W image: the shorter side's plan (:func:`image_plan`), the
+    longer side divided by the same 2^n (32x64 -> (4, 8), 3; 28x56 -> (7, 14), 2; 64x64 -> (4, 4), 4)."""
+    if h == w:
+        base, n = image_plan(h, family)
+        return (base, base), n
+    try:
+        base, n = image_plan(min(h, w), family)
+    except ValueError:
+        n = 0
+    if not n or max(h, w) % 2 ** n:
+        raise ValueError(f"{family} supports HxW sizes whose longer side is a multiple of the shorter side's "
+                         f"2^n (shorter side 4*2^n or 7*2^n, e.g. 32x64, 28x56, 64x96), got {h}x{w}")
+    return (h >> n, w >> n), n
+
+
 def square_size(shape: tuple, family: str) -> int:
     """The side of a (C, H, W) shape with H == W."""
     if len(shape) != 3:
