@@ -205,6 +205,20 @@ def test_workers_give_the_same_batches_and_resume_the_same_order(tmp_path, folde
     assert torch.equal(again.next(5)[0], plain.next(5)[0])  # another batch size restarts the reader
 
 
+def test_decoding_processes_end_with_the_build_and_obey_sigterm(tmp_path, folder):
+    """The build's decoding processes leave Ctrl-C to the builder but not SIGTERM: Pool.terminate
+    (an error mid-build) must be able to end them, or the build waits for them forever."""
+    import multiprocessing as mp
+
+    cached(cfg_for(tmp_path, folder, image_size=8, cache="on", workers=2))
+    assert mp.active_children() == []
+    code = ("import signal; from ganforge.data.folder_cache import _decoder_init; _decoder_init(); "
+            "print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN, signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(SRC)})
+    assert out.stdout.split() == ["True", "True"], out.stderr
+
+
 # -- exact resume of training with workers -------------------------------------------------------------
 
 def test_resume_with_a_cached_folder_and_two_workers_is_bit_identical(tmp_path, folder, one_thread):

@@ -110,7 +110,8 @@ def build_cache(cfg, root: Path, files: list[Path], size: tuple[int, int], where
     pool = None
     if cfg.data.workers > 0:
         import multiprocessing as mp
-        pool = mp.get_context("fork").Pool(cfg.data.workers, initializer=_quiet_worker, initargs=(0,))
+        pool = mp.get_context("fork").Pool(cfg.data.workers, initializer=_decoder_init)
+    finished = False
     try:
         with atomic_path(where / IMAGES) as tmp, open(tmp, "wb") as out:
             results = pool.imap(_decode_one, jobs, chunksize=64) if pool else map(_decode_one, jobs)
@@ -133,9 +134,14 @@ def build_cache(cfg, root: Path, files: list[Path], size: tuple[int, int], where
                 out.close()
                 _keep_first_channel(tmp, n, (h, w))
                 channels = 1
+        finished = True
     finally:
         if pool is not None:
-            pool.terminate()
+            if finished:  # the decoders take the pool's end-of-work message and exit
+                pool.close()
+                pool.join()
+            else:  # an error or Ctrl-C: SIGTERM ends them (they ignore only Ctrl-C's SIGINT)
+                pool.terminate()
     meta = {"format": CACHE_FORMAT, "ganforge": __version__, "source": str(root.resolve()),
             "files": len(files), "fingerprint": fp, "shape": [n, channels, h, w],
             "image_size": [h, w], "channels": channels, "channels_asked": want, "limit": cfg.data.limit,
@@ -202,6 +208,16 @@ class CachedFolderSource(InMemorySource):
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self._loader = None  # read ahead again from the restored position
+
+
+def _decoder_init() -> None:
+    """A decoding process leaves Ctrl-C (SIGINT, sent to the whole process group) to the builder,
+    which stops the build; SIGTERM keeps its default so that ``Pool.terminate`` can end it (a
+    decoder that ignored it would leave ``terminate`` waiting for it forever)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _quiet_worker(worker_id: int) -> None:
