@@ -11,21 +11,13 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks import common, semi
+from test_semi import K, _images  # the same tiny labelled images (brightness tells the class)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-K = 3
 _unique = itertools.count()
 TINY = ["model.z_dim=4", "model.g.width=4", "model.d.width=4", "train.batch_size=6", "train.device=cpu",
         "train.threads=1"]
-
-
-def _images(n: int, seed: int):
-    """uint8 (n, 1, 8, 8) images whose brightness tells the class, and the labels."""
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.arange(n) % K
-    x = torch.randint(0, 60, (n, 1, 8, 8), generator=g) + labels.view(-1, 1, 1, 1) * 90
-    return x.to(torch.uint8), labels
 
 
 @pytest.fixture
