@@ -8,6 +8,12 @@ from pathlib import Path
 _RUN_HELP = "run folder, model folder (ganforge save-model) or hf://user/name[@revision]"
 
 
+def _weights_options(s) -> None:
+    """--checkpoint and --no-ema: which weights of the run a style command reads."""
+    s.add_argument("--checkpoint", help="step number or checkpoint folder (default: newest)")
+    s.add_argument("--no-ema", action="store_true")
+
+
 def cmd_project(args) -> int:
     from .loading import load
     from .project_files import check_projectable, project_files
@@ -72,8 +78,7 @@ def add_commands(sub) -> None:
     s.add_argument("--class", dest="class_", type=int, default=None, help="class-conditional models: the images' class")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--quiet", action="store_true", help="no progress bar")
-    s.add_argument("--checkpoint", help="step number or checkpoint folder (default: newest)")
-    s.add_argument("--no-ema", action="store_true")
+    _weights_options(s)
     s.set_defaults(func=cmd_project)
 
     s = sub.add_parser("style-mix", help="style-based models: a style-mixing grid (coarse styles from rows, "
@@ -86,8 +91,7 @@ def add_commands(sub) -> None:
     s.add_argument("--truncation", type=float, default=None, help="psi in w (1: none, 0: the average w)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", "-o", help="output PNG (default RUN_DIR/style-mix-stepN-seedS.png)")
-    s.add_argument("--checkpoint", help="step number or checkpoint folder (default: newest)")
-    s.add_argument("--no-ema", action="store_true")
+    _weights_options(s)
     s.set_defaults(func=cmd_style_mix)
 
     s = sub.add_parser("truncation", help="style-based models: a truncation sweep (rows: latents, columns: psi "
@@ -98,8 +102,7 @@ def add_commands(sub) -> None:
     s.add_argument("--rows", type=int, default=4, help="latents, one row each (default 4)")
     s.add_argument("--seed", type=int, default=0, help="seed of the latents (as in `ganforge sample`)")
     s.add_argument("--out", "-o", help="output PNG (default RUN_DIR/truncation-stepN-seedS.png)")
-    s.add_argument("--checkpoint", help="step number or checkpoint folder (default: newest)")
-    s.add_argument("--no-ema", action="store_true")
+    _weights_options(s)
     s.set_defaults(func=cmd_truncation)
 
 
