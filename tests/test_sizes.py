@@ -23,7 +23,8 @@ def test_auto_on_cuda_is_the_paper_size():
     assert cfg.model.size == "paper" and cfg.model.g == {"width": 256} and cfg.train.n_critic == 5
     cpu = resolve("sngan")
     settle_size(cpu, "mps")  # Apple GPUs get the CPU size
-    assert cpu.model.size == "cpu" and cpu.model.g == {"width": 64} and cpu.train.n_critic == 2
+    assert cpu.model.size == "cpu" and cpu.model.g == {"width": 32} and cpu.train.n_critic == 1
+    assert cpu.train.batch_size == 32 and cpu.optim.betas == [0.5, 0.999]
 
 
 def test_a_known_device_settles_the_size_in_resolve():
@@ -34,12 +35,12 @@ def test_a_known_device_settles_the_size_in_resolve():
 
 def test_keys_the_user_sets_win_over_either_size(tmp_path):
     cfg = resolve("sngan", overrides=["model.size=cpu", "train.n_critic=3", "model.g.width=16"])
-    assert cfg.train.n_critic == 3 and cfg.model.g == {"width": 16} and cfg.model.d == {"width": 64}
+    assert cfg.train.n_critic == 3 and cfg.model.g == {"width": 16} and cfg.model.d == {"width": 32}
     f = tmp_path / "c.yaml"
     f.write_text(yaml.safe_dump({"preset": "sngan", "model": {"d": {"width": 24}}, "train": {"n_critic": 4}}))
     cfg = resolve(file=f)
     settle_size(cfg, "cpu")
-    assert cfg.model.d == {"width": 24} and cfg.train.n_critic == 4 and cfg.model.g == {"width": 64}
+    assert cfg.model.d == {"width": 24} and cfg.train.n_critic == 4 and cfg.model.g == {"width": 32}
     # a whole section set by the user is not edited either
     cfg = resolve("dcgan", overrides=["model.g={norm: none}", "model.size=cpu"])
     assert cfg.model.g == {"norm": "none"} and cfg.model.d == {"width": 32}
@@ -109,5 +110,6 @@ def test_a_config_built_in_python_keeps_what_differs_from_its_preset():
     cfg.model.g = {"width": 16}
     cfg.train.batch_size = 8
     settle_size(cfg, "cpu")
-    assert cfg.model.g == {"width": 16} and cfg.model.d == {"width": 64} and cfg.train.n_critic == 2
+    assert cfg.model.g == {"width": 16} and cfg.model.d == {"width": 32} and cfg.train.n_critic == 1
+    assert cfg.train.batch_size == 8  # set in Python: kept
     assert isinstance(cfg, Config)
