@@ -26,7 +26,7 @@ from pathlib import Path
 from .common import (Reporter, build_dataset, build_state, check_stop, cli, finish, header, make_parser, resolve,
                      run_child, train_step)
 
-FOLDER = Path("/work/results/bigfolder")
+FOLDER = Path.home() / ".cache" / "ganforge" / "benchmarks" / "bigfolder"  # 781 MB of PNGs
 PER_DIR = 1000  # files per subfolder
 DONE = ".complete"  # written last by the generator: {"n": N, "seed": S}
 
@@ -279,7 +279,7 @@ parser.add_argument("--subset", type=int, default=20_000, help="images of the in
 parser.add_argument("--repeats", type=int, default=1, help="runs of each side of the comparison (default 1)")
 parser.add_argument("--build-workers", type=int, default=2, help="decoding processes of the cache build (default 2)")
 parser.add_argument("--folder", default=str(FOLDER), help=f"where the images are generated (default {FOLDER})")
-parser.add_argument("--work", default="/work/results/bigfolder-work", help="data root of the caches")
+parser.add_argument("--work", default=str(FOLDER.parent / "bigfolder-work"), help="data root of the caches (2.4 GB)")
 parser.add_argument("--parts", choices=("all", "subset"), default="all",
                     help="all, or only the cache vs in-memory throughput comparison (subset)")
 parser.add_argument("--child", nargs=2, metavar=("WHAT", "SPEC"), help=argparse.SUPPRESS)
