@@ -42,18 +42,19 @@ def _loop_reference(x, weight, styles, demodulate, eps=1e-8):
     return torch.cat(outs)
 
 
+@pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("kernel", [1, 3])
 @pytest.mark.parametrize("demodulate", [True, False])
-def test_modulated_conv_matches_per_sample_loop(demodulate, kernel):
+def test_modulated_conv_matches_per_sample_loop(demodulate, kernel, fused):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(3, 4, 6, 6, generator=g, dtype=torch.float64)
     weight = torch.randn(5, 4, kernel, kernel, generator=g, dtype=torch.float64)
     styles = torch.rand(3, 4, generator=g, dtype=torch.float64) * 3 + 0.1
-    out = modulated_conv2d(x, weight, styles, demodulate=demodulate)
+    out = modulated_conv2d(x, weight, styles, demodulate=demodulate, fused=fused)
     assert out.shape == (3, 5, 6, 6)
     torch.testing.assert_close(out, _loop_reference(x, weight, styles, demodulate), rtol=1e-10, atol=1e-10)
     # per-sample styles matter: the same weights with sample 0's styles everywhere give another result
-    same = modulated_conv2d(x, weight, styles[:1].expand(3, -1), demodulate=demodulate)
+    same = modulated_conv2d(x, weight, styles[:1].expand(3, -1), demodulate=demodulate, fused=fused)
     assert not torch.allclose(out[1:], same[1:])
 
 
