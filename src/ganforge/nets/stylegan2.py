@@ -12,8 +12,9 @@ G = mapping + synthesis.
     bilinear x2 upsample - modulated conv3x3, modulated conv3x3; every modulated conv is followed
     by noise (one plane per sample, a learned strength per channel), bias and LeakyReLU 0.2 (x
     sqrt 2). Modulation scales the input channels of the weights by a style (an affine map of w),
-    demodulation rescales each output filter to unit norm; the per-sample weights run as one
-    grouped convolution (:func:`modulated_conv2d`).
+    demodulation rescales each output filter to unit norm (:func:`modulated_conv2d`: the input
+    scaled by the style, one shared-weight conv, the output divided by the filter norms; the
+    same as one grouped convolution of per-sample weights, which it also offers).
   architecture "skip" (paper config F): every resolution adds its toRGB (modulated 1x1 conv, not
     demodulated) to the bilinearly upsampled running image. "resnet": each block adds a 1x1 conv
     shortcut of its upsampled input, the sum scaled by 1/sqrt 2; one toRGB at the end.
