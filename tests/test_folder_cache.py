@@ -396,3 +396,19 @@ def test_reading_the_whole_cache_does_not_keep_it_mapped(tmp_path):
         peaks[name] = peak
         del rows, x
     assert peaks["mapped"] > 40 and peaks["read"] < 8, peaks
+
+
+def test_rows_without_preadv_are_the_same_copies(tmp_path, monkeypatch):
+    """Where the OS has no ``preadv`` (Windows) batches are copied out of the map instead: the same
+    rows, and writable copies that do not touch the file."""
+    shape = (50, 1, 4, 4)
+    path = tmp_path / fc.IMAGES
+    data = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    path.write_bytes(data.tobytes())
+    idx = torch.tensor([7, 0, 49, 7])
+    read = fc.MappedRows(path, shape)[idx][0]
+    monkeypatch.delattr(os, "preadv")
+    copied = fc.MappedRows(path, shape)[idx][0]
+    assert torch.equal(read, copied) and torch.equal(read, torch.from_numpy(data[idx.numpy()]))
+    copied += 1  # a copy, not the read-only map
+    assert path.read_bytes() == data.tobytes()
