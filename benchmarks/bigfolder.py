@@ -8,7 +8,9 @@ training from it, and its training throughput against the in-memory path.
 3. Train dcgan at 64 px (narrow, ``--width``) for ``--steps`` steps from the cache with ``data.workers`` = 0 and 2, each in
    a child process: peak RSS (VmHWM) of the trainer and of each DataLoader worker, images/s.
 4. Throughput on a subset that fits in memory (``data.limit``): the cache vs the in-memory path
-   (``data.cache=off``), same steps, same seed, training CPU time only.
+   (``data.cache=off``), same steps, same seed, training CPU time only: once as separate
+   processes, and once taking turns in one process with one net (what the goal is judged on:
+   on a shared machine the CPU's speed drifts between processes run minutes apart).
 
 Run: ``python -m benchmarks.bigfolder [--n 200000] [--steps 200] [--subset 20000]``.
 """
@@ -190,6 +192,31 @@ def child_train(spec: dict) -> dict:
             "self": proc_status(), "workers_hwm_mb": workers}
 
 
+def child_compare(spec: dict) -> dict:
+    """One process, one net: the subset's cache and the same subset decoded into memory take turns
+    as the training data, ``block`` steps at a time, so that a busy machine's drift in CPU speed
+    falls on both alike; training CPU time per source."""
+    import torch
+
+    torch.set_num_threads(1)
+    cfg = resolve("dcgan", overrides=overrides({**spec, "cache": "on"}))
+    state = build_state(cfg)
+    sources = {"cache": state.data, "memory": build_dataset(resolve("dcgan", overrides=overrides({**spec, "cache": "off"})))}
+    kinds = {k: type(v).__name__ for k, v in sources.items()}
+    rep, cpu = Reporter(), {k: 0.0 for k in sources}
+    for _ in range(spec["steps"] // spec["block"]):
+        for name, src in sources.items():
+            state.data = src
+            for _ in range(spec["block"]):
+                c0 = time.process_time()
+                train_step(state, rep)
+                cpu[name] += time.process_time() - c0
+            rep.flush()
+            check_stop()
+    images = spec["steps"] // spec["block"] * spec["block"] * spec["batch"]
+    return {"kinds": kinds, "cpu_s": cpu, "img_per_cpu_s": {k: images / v for k, v in cpu.items()}}
+
+
 def run_spec(what: str, spec: dict) -> dict:
     check_stop()
     argv = [sys.executable, "-m", "benchmarks.bigfolder", "--child", what, json.dumps(spec)]
@@ -244,13 +271,21 @@ def main(args) -> int:
     off = [rows[f"subset_off_{i}"]["img_per_cpu_s"] for i in range(args.repeats)]
     ratio = (sum(on) / len(on)) / (sum(off) / len(off))
     print(f"throughput cache / in memory (img per CPU-s, mean of {args.repeats}): {ratio:.3f}")
+    inter = rows["interleaved"] = run_spec("compare", {**base, "workers": 0, "limit": args.subset,
+                                                       "steps": args.interleaved_steps, "block": args.block})
+    tp = inter["img_per_cpu_s"]
+    i_ratio = tp["cache"] / tp["memory"]
+    print(f"interleaved in one process ({args.interleaved_steps} steps each, blocks of {args.block}): cache "
+          f"{tp['cache']:.1f}, in memory {tp['memory']:.1f} img per CPU-s, ratio {i_ratio:.3f}", flush=True)
     table = "\n".join(["| measurement | value |", "| --- | --- |"] + (big_rows(args, rows, folder)
                                                                   if args.parts != "subset" else []) + [
         f"| subset {args.subset}: cache vs in memory (workers=0, {args.repeats} runs each) | "
         f"{sum(on) / len(on):.1f} vs {sum(off) / len(off):.1f} img per CPU-s (runs: {', '.join(f'{v:.1f}' for v in on)} "
         f"vs {', '.join(f'{v:.1f}' for v in off)}), ratio {ratio:.3f} |",
+        f"| subset {args.subset}: cache vs in memory taking turns in one process ({args.interleaved_steps} steps each, "
+        f"blocks of {args.block}) | {tp['cache']:.1f} vs {tp['memory']:.1f} img per CPU-s, ratio {i_ratio:.3f} |",
     ])
-    return finish(args, rows, table, ratio=ratio)
+    return finish(args, rows, table, ratio=ratio, interleaved_ratio=i_ratio)
 
 
 def big_rows(args, rows, folder) -> list[str]:
@@ -277,6 +312,9 @@ parser.add_argument("--width", type=int, default=16, help="dcgan's model.g.width
                     "64 is the paper's, 16x the compute)")
 parser.add_argument("--subset", type=int, default=20_000, help="images of the in-memory comparison (default 20000)")
 parser.add_argument("--repeats", type=int, default=1, help="runs of each side of the comparison (default 1)")
+parser.add_argument("--interleaved-steps", type=int, default=600,
+                    help="steps from each source in the one-process comparison (default 600)")
+parser.add_argument("--block", type=int, default=20, help="steps per turn in the one-process comparison (default 20)")
 parser.add_argument("--build-workers", type=int, default=2, help="decoding processes of the cache build (default 2)")
 parser.add_argument("--folder", default=str(FOLDER), help=f"where the images are generated (default {FOLDER})")
 parser.add_argument("--work", default=str(FOLDER.parent / "bigfolder-work"), help="data root of the caches (2.4 GB)")
@@ -287,6 +325,7 @@ parser.add_argument("--child", nargs=2, metavar=("WHAT", "SPEC"), help=argparse.
 if __name__ == "__main__":
     if "--child" in sys.argv:  # one measured step in its own process: prints one JSON line
         what, spec = sys.argv[sys.argv.index("--child") + 1:][:2]
-        print(json.dumps((child_build if what == "build" else child_train)(json.loads(spec))))
+        child = {"build": child_build, "train": child_train, "compare": child_compare}[what]
+        print(json.dumps(child(json.loads(spec))))
     else:
         cli(parser, main)

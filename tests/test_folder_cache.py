@@ -338,6 +338,18 @@ def test_the_benchmark_folder_generator_is_seeded_and_resumable(tmp_path):
     assert generate_folder(tmp_path / "a", 6, seed=1) == 0.0  # complete: nothing to do
 
 
+def test_the_benchmark_takes_turns_between_the_cache_and_memory(tmp_path, one_thread):
+    from benchmarks.bigfolder import child_compare, generate_folder
+
+    generate_folder(tmp_path / "f", 24, seed=0)
+    spec = {"folder": str(tmp_path / "f"), "root": str(tmp_path / "root"), "seed": 0, "batch": 4, "steps": 4,
+            "block": 2, "width": 4, "workers": 0, "limit": 24}
+    r = child_compare(spec)
+    assert r["kinds"] == {"cache": "CachedFolderSource", "memory": "ImageFolderSource"}
+    assert all(v > 0 for v in r["cpu_s"].values())
+    assert (tmp_path / "root" / "cache").is_dir()  # the cache side really read a built cache
+
+
 def test_ctrl_c_to_the_process_group_with_workers_checkpoints_and_stops(tmp_path, folder):
     """A terminal's Ctrl-C reaches the trainer and its DataLoader workers: the workers leave it to
     the trainer, which finishes its step, checkpoints and exits 130 (not a crash of a worker)."""
