@@ -168,3 +168,14 @@ def test_the_installed_package_holds_no_benchmark_code():
     res = subprocess.run([sys.executable, "-m", "ganforge", "bench", "toy"], capture_output=True, text=True,
                          env=dict(os.environ, PYTHONPATH=str(pkg.parent)), timeout=120)
     assert res.returncode == 2 and "invalid choice: 'bench'" in res.stderr
+
+
+def test_the_toy_protocol_keeps_the_published_critic_steps_on_a_cpu():
+    """The 2-D protocol is the presets' published settings on MLP nets: the image-sized CPU size
+    (wgan-gp with 2 critic steps) must not change it."""
+    from benchmarks.toy import TOY_COMMON, TOY_PRESET
+
+    from ganforge.config import resolve
+
+    cfg = resolve("wgan-gp", overrides=[*TOY_COMMON, *TOY_PRESET["wgan-gp"], "data.name=grid25", "train.device=cpu"])
+    assert cfg.train.n_critic == 5 and cfg.model.size == "paper"
