@@ -103,6 +103,21 @@ def test_cache_is_built_once_and_reused(tmp_path, folder, capsys, monkeypatch):
     assert other.cache != first.cache and other.shape == (3, 6, 6)
 
 
+def test_a_truncated_cache_file_is_rebuilt_not_read(tmp_path, folder, capsys):
+    """Real bytes cut off the cache file (a disk filled mid-copy, a half-synced folder): the next
+    run decodes the folder again instead of reading short rows."""
+    cfg = cfg_for(tmp_path, folder, image_size=8, cache="on")
+    first = cached(cfg)
+    good = first.data.clone()
+    images = first.cache / fc.IMAGES
+    del first
+    os.truncate(images, images.stat().st_size // 2)
+    capsys.readouterr()
+    again = cached(cfg)
+    assert "dataset cache: decoding 32 files" in capsys.readouterr().err
+    assert torch.equal(again.data, good) and images.stat().st_size == good.numel()
+
+
 def test_cache_is_rebuilt_when_the_folder_changes(tmp_path, folder, capsys):
     cfg = cfg_for(tmp_path, folder, image_size=8, cache="on")
     before = cached(cfg).data.clone()
