@@ -71,7 +71,7 @@ def test_baseline_starts_where_the_gan_starts_and_trains_only_d_on_the_labelled_
         torch.testing.assert_close(v, ref.D.state_dict()[k])
     assert any(not torch.equal(v, d0[k]) for k, v in base.D.state_dict().items())
     assert all(torch.equal(v, g0[k]) for k, v in base.G.state_dict().items())  # G untouched
-    assert base.opt_d.param_groups[0]["lr"] == 3e-4 and base.opt_d.param_groups[0]["betas"] == (0.5, 0.999)
+    assert base.opt_d.param_groups[0]["lr"] == 1e-3 and base.opt_d.param_groups[0]["betas"] == (0.5, 0.999)
 
     # it learns the labelled images: the loss falls from ln 3 (a tiny D at lr 3e-4: slowly)
     losses = [semi.supervised_step(base) for _ in range(60)]
