@@ -267,3 +267,30 @@ def test_sgan_family_builds_with_the_datasets_classes_and_trains():
     F.cross_entropy(D(torch.rand(3, 1, 28, 28) * 2 - 1)[0], torch.tensor([0, 1, 4])).backward()
     opt.step()
     assert all(not torch.equal(p, q) for p, q in zip(D.parameters(), before))
+
+
+def test_gaussian_noise_acts_in_training_only_with_the_asked_std():
+    from ganforge.nets.ssl import GaussianNoise
+    x = torch.zeros(20000)
+    layer = GaussianNoise(0.3)
+    torch.manual_seed(0)
+    noisy = layer(x)
+    assert noisy.std().item() == pytest.approx(0.3, rel=0.03) and abs(noisy.mean().item()) < 0.01
+    assert torch.equal(layer.eval()(x), x)  # eval mode: the identity
+    plain = SSLDiscriminator(in_shape=(1, 8, 8), num_classes=K, width=4, dropout=0.0)
+    torch.manual_seed(0)
+    D = SSLDiscriminator(in_shape=(1, 8, 8), num_classes=K, width=4, dropout=0.0, noise_in=0.3, noise=0.5)
+    with torch.no_grad():  # same weights (the noise layers have none; they shift the stage indices)
+        for p, q in zip(D.parameters(), plain.parameters(), strict=True):
+            p.copy_(q)
+    x = torch.rand(4, 1, 8, 8) * 2 - 1
+    assert not torch.allclose(D(x)[0], plain(x)[0])  # training mode: noise on the input and every stage
+    assert not torch.allclose(D(x)[0], D(x)[0])
+    D.eval(), plain.eval()
+    assert torch.equal(D(x)[0], plain(x)[0])  # eval mode: exactly the noise-free net
+    with pytest.raises(ValueError, match="noise stds must be >= 0"):
+        SSLDiscriminator(in_shape=(1, 8, 8), num_classes=K, width=4, noise=-0.1)
+    from ganforge.config import ModelConfig
+    from ganforge.nets import build_nets
+    with pytest.raises(ConfigError, match="noise stds must be >= 0"):  # the user's mistake, as a config error
+        build_nets(ModelConfig(arch="sgan", z_dim=4, d={"noise": -1.0}), (1, 28, 28), num_classes=5)
