@@ -92,7 +92,7 @@ def test_curve_gains_points_while_the_run_writes(page, studio, tmp_path):
 
 
 def test_curve_follows_a_real_training_run(page, studio):
-    """ganforge.train in a background thread (a tiny toy GAN with a 2.4 s budget) while the page
+    """ganforge.train in a background thread (a tiny toy GAN with a 7.2 s budget: long enough to see the chart grow twice on a loaded machine) while the page
     watches: its chart gains points as the run's own MetricsLog appends them."""
     import threading
 
@@ -101,7 +101,7 @@ def test_curve_follows_a_real_training_run(page, studio):
     _, root, _ = studio
     cfg = resolve("vanilla", None, ["model.arch=mlp", "data.name=ring8", "model.z_dim=4", "model.g.hidden=16",
                                     "model.d.hidden=16", "train.batch_size=32", "train.steps=1000000",
-                                    "train.max_minutes=0.04", "train.log_every=25", "train.sample_every=0",
+                                    "train.max_minutes=0.12", "train.log_every=25", "train.sample_every=0",
                                     "train.ckpt_every=0", "train.progress=false", "train.threads=1"])
     run = root / "00009-realtime"
     t = threading.Thread(target=train, args=(cfg,), kwargs={"run_dir": run, "quiet": True})
