@@ -92,7 +92,8 @@ def test_curve_gains_points_while_the_run_writes(page, studio, tmp_path):
 
 
 def test_curve_follows_a_real_training_run(page, studio):
-    """ganforge.train in a background thread (a tiny toy GAN with a 7.2 s budget: long enough to see the chart grow twice on a loaded machine) while the page
+    """ganforge.train in a background thread (a tiny toy GAN with a 7.2 s budget: long enough for the
+    page to see the chart grow twice on a loaded machine) while the page
     watches: its chart gains points as the run's own MetricsLog appends them."""
     import threading
 
