@@ -294,3 +294,62 @@ def test_gaussian_noise_acts_in_training_only_with_the_asked_std():
     from ganforge.nets import build_nets
     with pytest.raises(ConfigError, match="noise stds must be >= 0"):  # the user's mistake, as a config error
         build_nets(ModelConfig(arch="sgan", z_dim=4, d={"noise": -1.0}), (1, 28, 28), num_classes=5)
+
+
+def test_mlp_body_with_weight_norm_is_the_authors_mnist_d():
+    """arch=mlp: dense layers of the given widths, features = the last one's activations (read before
+    the noise that follows them), weight normalisation with g = ||v|| after initialisation, and
+    the user's mistakes as config errors."""
+    from ganforge.config import ModelConfig
+    from ganforge.nets import build_nets, init_weights_
+    D = SSLDiscriminator(in_shape=(1, 8, 8), num_classes=K, arch="mlp", hidden=(12, 6), dropout=0.0,
+                         weight_norm=True, noise_in=0.3, noise=0.5, act="relu")
+    torch.manual_seed(0)
+    init_weights_(D, "normal", 0.05)
+    dense = [m for m in D.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in dense] == [(64, 12), (12, 6), (6, K)]
+    for m in dense:  # w = g v / ||v|| with g = ||v||: the effective weight is the drawn v
+        v = m.parametrizations.weight.original1
+        assert torch.allclose(m.weight, v, atol=1e-6) and 0.02 < v.std().item() < 0.08
+    x = torch.rand(5, 1, 8, 8) * 2 - 1
+    D.eval()
+    logits, feats = D(x)
+    with torch.no_grad():  # by hand: flatten, relu(W1 x + b1), relu(W2 h + b2), then the linear head
+        h = F.relu(F.linear(F.relu(F.linear(x.flatten(1), dense[0].weight, dense[0].bias)),
+                            dense[1].weight, dense[1].bias))
+    assert feats.shape == (5, 6) and D.feature_dim == 6
+    assert torch.allclose(feats, h, atol=1e-6)
+    assert torch.allclose(logits, F.linear(h, dense[2].weight, dense[2].bias), atol=1e-6)
+    D.train()
+    assert not torch.allclose(D(x)[1], feats)  # training mode: the input noise reaches the features
+    one = SSLDiscriminator(in_shape=(1, 8, 8), num_classes=K, arch="mlp", hidden=6, dropout=0.0, noise=0.5)
+    clean_logits, clean_feats = one.eval()(x)
+    noisy_logits, noisy_feats = one.train()(x)  # the noise after the last dense layer is not in the features
+    assert torch.equal(noisy_feats, clean_feats) and not torch.allclose(noisy_logits, clean_logits)
+    # the gain g is a parameter of its own: a step changes it
+    opt = torch.optim.SGD(D.parameters(), lr=0.1)
+    g = dense[0].parametrizations.weight.original0.detach().clone()
+    F.cross_entropy(D(x)[0], torch.tensor([0, 1, 2, 0, 1])).backward()
+    opt.step()
+    assert not torch.equal(dense[0].parametrizations.weight.original0, g)
+    for bad, msg in (({"arch": "rnn"}, "arch must be conv or mlp"), ({"sn": True, "weight_norm": True}, "not both"),
+                     ({"arch": "mlp", "hidden": []}, "positive widths"),
+                     ({"arch": "mlp", "norm": "bn"}, "no norm layer")):
+        with pytest.raises(ConfigError, match=msg):
+            build_nets(ModelConfig(arch="sgan", z_dim=4, d=bad), (1, 8, 8), num_classes=K)
+
+
+def test_mlp_sgan_trains_and_resumes_exactly(tmp_path, blobs):
+    extra = ("model.d.arch=mlp", "model.d.hidden=[10,6]", "model.d.weight_norm=true", "model.d.noise=0.5",
+             "model.d.noise_in=0.3", "model.d.dropout=0", "train.deterministic=true", "train.log_every=3")
+    full = ganforge.train(tiny(tmp_path / "a", blobs, *extra, "train.steps=6"), quiet=True)
+    half = ganforge.train(tiny(tmp_path / "b", blobs, *extra, "train.steps=3"), quiet=True)
+    resume(half, ["train.steps=6"], quiet=True)
+    a, _, _ = load_checkpoint(latest_checkpoint(full / "checkpoints"))
+    b, _, _ = load_checkpoint(latest_checkpoint(half / "checkpoints"))
+    assert any("original0" in k for k in a["D"])
+    for net in ("G", "D"):
+        for k in a[net]:
+            assert torch.equal(a[net][k], b[net][k]), f"{net}.{k}"
+    out = evaluate(ganforge.load(full), metrics="test_acc,linear_probe", progress=False)["results"]
+    assert 0.0 <= out["test_acc"] <= 1.0

@@ -190,13 +190,23 @@ INITS = Registry("initialisation", check=callable)
 
 
 def _weights(module: nn.Module):
-    """(layer, weight tensor) for conv / linear layers, looking through parametrizations."""
+    """(layer, weight tensor) for conv / linear layers, looking through parametrizations (for
+    weight normalisation, the direction v; :func:`_init` then sets the gain g to ``||v||``)."""
     for m in module.modules():
         if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
             if parametrize.is_parametrized(m, "weight"):
-                yield m, m.parametrizations.weight.original
+                p = m.parametrizations.weight
+                yield m, p.original if hasattr(p, "original") else p.original1
             else:
                 yield m, m.weight
+
+
+def _match_weight_norm_gain_(m: nn.Module) -> None:
+    """Weight normalisation (w = g v / ||v||): set g = ||v|| so w equals the freshly drawn v."""
+    p = m.parametrizations.weight if parametrize.is_parametrized(m, "weight") else None
+    if p is not None and hasattr(p, "original0") and hasattr(p, "original1"):
+        v = p.original1
+        p.original0.copy_(torch.linalg.vector_norm(v, dim=tuple(range(1, v.dim())), keepdim=True))
 
 
 def _norm_layers(module: nn.Module):
@@ -211,6 +221,7 @@ def _init(weight_fn, norm_std: float = 0.0):
     def apply(module: nn.Module, gain: float) -> None:
         for m, w in _weights(module):
             weight_fn(w, gain)
+            _match_weight_norm_gain_(m)
             if getattr(m, "bias", None) is not None:
                 nn.init.zeros_(m.bias)
         for m in _norm_layers(module):
