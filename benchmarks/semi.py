@@ -1,7 +1,7 @@
 """Semi-supervised GAN on Fashion-MNIST (Salimans et al. 2016, sec. 5): the test accuracy of the `sgan`
 preset's D against the same D net trained on the labelled images alone, at each labels-per-class count.
 
-    python -m benchmarks.semi --threads 1 --seeds 0,1,2 --labels 10,100 --budget 1.5 --json semi.json
+    python -m benchmarks.semi --threads 1 --seeds 0,1,2 --labels 10,100 --budget 5 --json semi.json
 
 Seeds and label counts can run in separate processes (``--seeds 0 --labels 10 --json a.json`` ...) and be
 put in one table with ``--merge a.json,b.json,...`` (no training; the files must share a commit).
@@ -96,7 +96,7 @@ def run_arm(arm: str, labels_per_class: int, seed: int, budget_min: float, extra
     return row
 
 
-def semi(labels=(10, 100), seeds=(0, 1, 2), budget_min: float = 3.0, extra=()) -> list[dict]:
+def semi(labels=(10, 100), seeds=(0, 1, 2), budget_min: float = 5.0, extra=()) -> list[dict]:
     rows = []
     for lpc in labels:
         for seed in seeds:
@@ -159,8 +159,8 @@ def main(args) -> int:
 
 
 parser = make_parser("semi", __doc__.split("\n\n")[0], set=True)
-parser.add_argument("--budget", type=float, default=1.5,
-                    help="process CPU-minutes of training per run, each arm (default 1.5)")
+parser.add_argument("--budget", type=float, default=5.0,
+                    help="process CPU-minutes of training per run, each arm (default 5)")
 parser.add_argument("--labels", default="10,100",
                     help="comma-separated labels per class (default 10,100: 100 and 1,000 labels in all)")
 parser.add_argument("--merge", default=None, metavar="A.json,B.json",
