@@ -101,6 +101,7 @@ class SSLDiscriminator(nn.Module):
                 layers.append(activation(act))
                 layers += regularise()
                 ch_in, ch = ch, ch * 2
+            layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]  # global average pooling: (B, ch_in)
             head: list[nn.Module] = []
         else:
             hidden = [int(v) for v in (hidden if isinstance(hidden, (list, tuple)) else [hidden])]
@@ -116,8 +117,7 @@ class SSLDiscriminator(nn.Module):
                 layers += [_normed(nn.Linear(ch_in, ch), sn, weight_norm), activation(act)]
                 ch_in = ch
             head = regularise()  # the features are read before it, as the authors' feature matching does
-        self.arch = arch
-        self.body = nn.Sequential(*layers)  # conv: (B, ch_in, base, base); mlp: (B, ch_in)
+        self.body = nn.Sequential(*layers)  # (B, ch_in): the features
         self.head = nn.Sequential(*head)
         self.feature_dim = ch_in
         self.classify = _normed(nn.Linear(ch_in, num_classes), sn, weight_norm)
@@ -125,9 +125,7 @@ class SSLDiscriminator(nn.Module):
     def forward(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
         if x.shape[1:] != self.in_shape:
             raise ValueError(f"x must be (B, {', '.join(map(str, self.in_shape))}), got {tuple(x.shape)}")
-        feats = self.body(self.input_noise(x))
-        if feats.dim() == 4:
-            feats = feats.mean((2, 3))  # (B, F)
+        feats = self.body(self.input_noise(x))  # (B, F)
         return self.classify(self.head(feats)), feats  # (B, K), (B, F)
 
 
