@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shlex
 import signal
@@ -401,9 +402,23 @@ def git_commit(root: Path = ROOT) -> str:
     return head.stdout.strip() + ("+dirty" if dirty else "")
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), the vector kernels torch uses on it and the CPU
+    count: CPU-time budgets buy different numbers of steps on different CPUs, so tables name it."""
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} CPUs"
+
+
 def environment() -> str:
     return (f"ganforge {__version__}, torch {torch.__version__}, python {platform.python_version()}, "
-            f"threads {torch.get_num_threads()}, {platform.processor() or platform.machine()}")
+            f"threads {torch.get_num_threads()}, {cpu_model()}")
 
 
 def command() -> str:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 import ganforge
 from benchmarks import common, toy
@@ -130,6 +131,17 @@ def test_git_commit_names_the_commit_and_a_dirty_tree(tmp_path):
     assert common.git_commit(tmp_path) == head
     (tmp_path / "a.txt").write_text("2\n")
     assert common.git_commit(tmp_path) == head + "+dirty"
+
+
+def test_the_environment_line_names_the_cpu_and_its_kernels():
+    line = common.environment()
+    model = common.cpu_model()
+    assert line.endswith(model) and f"threads {torch.get_num_threads()}" in line
+    assert torch.backends.cpu.get_cpu_capability() in model and model.endswith(f", {os.cpu_count()} CPUs")
+    if Path("/proc/cpuinfo").exists():  # Linux: the model name, not just the architecture
+        names = [ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                 if ln.startswith("model name")]
+        assert not names or model.startswith(names[0])
 
 
 @pytest.mark.parametrize("name", MODULES)
