@@ -9,6 +9,7 @@ layers. Every net is tiny (width 8 / hidden 16, batches of 8 or fewer).
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -21,8 +22,8 @@ from conftest import TINY_NET_KWARGS
 from ganforge.config import ConfigError, ModelConfig
 from ganforge.nets import NETS, build_nets
 from ganforge.nets.biggan import BigGANDiscriminator, BigGANGenerator
-from ganforge.nets.layers import (ConditionalBatchNorm2d, MinibatchStdDev, SelfAttention2d, orthogonal_penalty,
-                                  pack_samples)
+from ganforge.nets.layers import (ConditionalBatchNorm2d, MinibatchStdDev, SelfAttention2d, concat_labels,
+                                  orthogonal_penalty, pack_samples)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -161,6 +162,35 @@ def test_conditional_unconditional_state_dict_keys_unchanged():
     assert [k for k in D.state_dict()] == ["net.1.weight", "net.1.bias", "net.4.weight", "net.4.bias",
                                            "net.7.weight", "net.7.bias"]
     assert list(G.state_dict())[0] == "net.0.weight" and G.net[0].in_features == Z_DIM
+
+
+@pytest.mark.parametrize("sn", [False, True])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_dcgan_concat_d_matches_the_concatenated_label_planes(sn, shape):
+    """The concat D's first conv skips building the K label planes (conv_label_planes): its scores
+    and every gradient match the plain conv over [x, K constant one-hot planes], for class indices
+    and soft labels; with spectral norm the power iteration steps once per forward, as before."""
+    torch.manual_seed(0)
+    _, D = _nets("dcgan", shape, d={"cond": "concat", "sn": sn})
+    ref = copy.deepcopy(D)
+
+    def planes_forward(x, y):
+        h = concat_labels(x, y, K)  # (B, C + K, H, W)
+        for layer in ref.net:
+            h = layer(h)
+        return h.view(-1)
+
+    for y in (_labels(), torch.softmax(torch.randn(B, K), 1)):
+        x = torch.randn(B, *shape, requires_grad=True)
+        out, want = D(x, y), planes_forward(x, y)
+        torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-5)
+        got_g = torch.autograd.grad(out.square().sum(), [x, *D.parameters()])
+        want_g = torch.autograd.grad(want.square().sum(), [x, *ref.parameters()])
+        for a, b in zip(got_g, want_g):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    if sn:
+        for name, buf in D.named_buffers():
+            torch.testing.assert_close(buf, dict(ref.named_buffers())[name])  # same power-iteration state
 
 
 # -- spectral norm ------------------------------------------------------------------------------------

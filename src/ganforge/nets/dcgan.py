@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .layers import (LabelHead, MinibatchStdDev, activation, check_d_options, concat_labels, image_plan_hw,
+from .layers import (LabelHead, MinibatchStdDev, activation, check_d_options, conv_label_planes, image_plan_hw,
                      labels, maybe_sn, norm2d, one_hot, pack_samples)
 
 
@@ -86,10 +86,13 @@ class DCGANDiscriminator(nn.Module):
     def forward(self, x: Tensor, y: Tensor | None = None):
         x = pack_samples(x, self.pack)  # (B / pack, pack * C, H, W)
         y = labels(y, self.num_classes, x.shape[0], "DCGANDiscriminator")
+        h, first = x, 0
         if y is not None and self.cond == "concat":
-            x = concat_labels(x, y, self.num_classes)  # (B, C + K, H, W)
-        h = x
+            # the first conv on [x, K label planes], computed without the planes (same numbers)
+            h, first = conv_label_planes(self.net[0], x, y, self.num_classes), 1
         for i, layer in enumerate(self.net):
+            if i < first:
+                continue
             if i == self._tail:
                 feats = h  # (B, ch, base_h, base_w): the last features, before [mbstd and] the last conv
             h = layer(h)

@@ -144,6 +144,27 @@ def concat_labels(x: Tensor, y: Tensor, num_classes: int) -> Tensor:
     return torch.cat([x, planes], 1)
 
 
+def conv_label_planes(conv: nn.Conv2d, x: Tensor, y: Tensor, num_classes: int) -> Tensor:
+    """``conv(concat_labels(x, y, K))`` without building the K label planes.
+
+    ``conv`` takes C + K input channels (the image's, then one per class). A constant plane's
+    convolution is the same map for every sample (zero padding makes it vary only at the borders),
+    so the label channels add one (out, H', W') map per class, picked by the label (or mixed by soft
+    labels). The result is the concatenation's up to float rounding, and the convolution over the
+    batch runs on C input channels instead of C + K (for Fashion-MNIST's cgan D, 1 instead of 11).
+    ``conv.weight`` is read once, so a spectral-norm parametrization steps its power iteration once.
+    """
+    w = conv.weight  # (out, C + K, kh, kw)
+    if conv.groups != 1 or conv.padding_mode != "zeros" or w.shape[1] != x.shape[1] + num_classes:
+        return conv(concat_labels(x, y, num_classes))
+    c, out_ch = x.shape[1], w.shape[0]
+    h = F.conv2d(x, w[:, :c], conv.bias, conv.stride, conv.padding, conv.dilation)  # (B, out, H', W')
+    w_lab = w[:, c:].transpose(0, 1).reshape(num_classes * out_ch, 1, *w.shape[2:])  # (K * out, 1, kh, kw)
+    maps = F.conv2d(x.new_ones(1, 1, *x.shape[2:]), w_lab, None, conv.stride, conv.padding, conv.dilation)
+    maps = maps.view(num_classes, -1)  # (K, out * H' * W'): class k's contribution
+    return h + label_rows(maps, y).view(h.shape)
+
+
 class LabelHead(nn.Module):
     """A discriminator's label-dependent output, from the pooled penultimate features h:
 
