@@ -1,9 +1,10 @@
-"""Speed options: train.compile trains and checkpoints plain weights, train.amp / channels_last are
-ignored on the CPU with a one-line warning (fp32 stays fp32), and the fp16 gradient scalers'
-state goes through a checkpoint."""
+"""Speed options: train.compile trains and checkpoints plain weights; train.amp=bf16 and channels_last
+run on a CPU with bf16 instructions, what a device cannot speed up is refused with a one-line warning
+(fp32 stays exactly fp32); the fp16 gradient scalers' state goes through a checkpoint."""
 
 from __future__ import annotations
 
+import math
 import shutil
 
 import pytest
@@ -56,18 +57,58 @@ def test_compile_leaves_d_uncompiled_for_double_backward_penalties(make_cfg, cap
     assert state.D_view is None and state.G_view is not None and state.D_frozen_view is not None
 
 
-@pytest.mark.parametrize("amp", ["bf16", "fp16"])
-def test_amp_on_the_cpu_warns_once_and_keeps_fp32(train_tiny, capsys, amp):
+def test_fp16_on_the_cpu_and_bf16_without_bf16_instructions_warn_once_and_keep_fp32(train_tiny, capsys, monkeypatch):
+    from ganforge import runtime
     plain = _final(train_tiny("train.steps=3"))
-    capsys.readouterr()
-    run = train_tiny(f"train.amp={amp}", "train.channels_last=true", "train.steps=3")
-    err = capsys.readouterr().err
-    lines = [ln for ln in err.splitlines() if ln.startswith("warning:")]
-    assert lines == [f"warning: train.amp={amp} is ignored on the CPU (no fast {amp} here); training in fp32",
-                     "warning: train.channels_last is ignored on the CPU"]
-    nets = _final(run)
-    assert all(v.dtype == torch.float32 for sd in nets.values() for v in sd.values() if v.is_floating_point())
-    assert _max_diff(nets, plain) == 0.0  # exactly the fp32 run
+    monkeypatch.setattr(runtime, "cpu_native_bf16", lambda: False)
+    for amp, warning in (("fp16", "warning: train.amp=fp16 is ignored on cpu (no fast fp16 there; bf16 is, on CPUs "
+                                   "with AMX or AVX512-BF16); training in fp32"),
+                         ("bf16", "warning: train.amp=bf16 is ignored: this CPU has no bf16 instructions (AVX512-BF16 "
+                                  "or AMX), so bf16 would be slower than fp32 here; training in fp32")):
+        capsys.readouterr()
+        run = train_tiny(f"train.amp={amp}", "train.steps=3")
+        lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("warning:")]
+        assert lines == [warning]
+        nets = _final(run)
+        assert all(v.dtype == torch.float32 for sd in nets.values() for v in sd.values() if v.is_floating_point())
+        assert _max_diff(nets, plain) == 0.0  # exactly the fp32 run
+
+
+def _record_conv_dtypes(state) -> list:
+    seen = []
+    for m in state.D.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.register_forward_hook(lambda mod, inp, out: seen.append((out.dtype, inp[0].is_contiguous(
+                memory_format=torch.channels_last))))
+    return seen
+
+
+def test_bf16_and_channels_last_on_a_cpu_with_bf16_instructions(make_cfg, image_dataset, monkeypatch, capsys):
+    """Where the CPU has bf16 instructions, train.amp=bf16 runs the forward passes in bf16 (the
+    weights, their gradients and the checkpoint stay fp32) and channels_last stores conv weights
+    and batches as NHWC; the run trains close to the fp32 one. (bf16 is emulated on other CPUs, so
+    the test runs everywhere.)"""
+    from ganforge import runtime
+    monkeypatch.setattr(runtime, "cpu_native_bf16", lambda: True)
+    dcgan = ("model.arch=dcgan", f"data.name={image_dataset()}", "model.g={width: 8}", "model.d={width: 8}",
+             "model.z_dim=8", "train.batch_size=16")
+    plain = build_state(make_cfg(*dcgan))
+    fast = build_state(make_cfg(*dcgan, "train.amp=bf16", "train.channels_last=true"))
+    assert not [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("warning:")]
+    seen = _record_conv_dtypes(fast)
+    convs = [p for n, p in fast.D.named_parameters() if p.dim() == 4]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+    rp, rf = Reporter(), Reporter()
+    for _ in range(3):
+        train_step(plain, rp)
+        train_step(fast, rf)
+    assert seen and all(dtype == torch.bfloat16 for dtype, _ in seen)  # the convs computed in bf16
+    assert all(nhwc for _, nhwc in seen)
+    assert all(p.dtype == torch.float32 for p in [*fast.G.parameters(), *fast.D.parameters()])
+    a, b = rp.flush(), rf.flush()
+    assert math.isfinite(b["loss/D"]) and abs(a["loss/D"] - b["loss/D"]) < 0.05 * max(1.0, abs(a["loss/D"]))
+    diff = max((p - q).abs().max().item() for p, q in zip(plain.G.parameters(), fast.G.parameters()))
+    assert 0 < diff < 1e-2  # three Adam steps (lr 2e-4 each) apart: bf16 rounding, nothing more
 
 
 def test_amp_values_are_checked(make_cfg):

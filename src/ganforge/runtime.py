@@ -47,15 +47,32 @@ def notice(dist, msg: str) -> None:
         print(f"warning: {msg}", file=sys.stderr)
 
 
+def cpu_native_bf16() -> bool:
+    """True when this CPU computes in bf16 in hardware (AVX512-BF16 or AMX tiles): only there is
+    bf16 autocast faster than fp32 on the CPU (elsewhere oneDNN emulates it, more slowly)."""
+    return any(getattr(torch.cpu, name, lambda: False)()
+               for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+
+
 def speed_options(cfg, dist) -> dict:
-    """How the phases run: autocast dtype, gradient scaling, memory format, what is compiled."""
+    """How the phases run: autocast dtype, gradient scaling, memory format, what is compiled.
+
+    CUDA takes ``train.amp`` as given. The CPU takes ``bf16`` where it has bf16 instructions
+    (:func:`cpu_native_bf16`) and ``channels_last`` (oneDNN's convolutions are faster in NHWC);
+    what a device cannot speed up is refused with a one-line warning and the run stays in fp32."""
     t, device = cfg.train, dist.device
-    cuda = device.type == "cuda"
-    if t.amp != "off" and not cuda:
-        notice(dist, f"train.amp={t.amp} is ignored on the CPU (no fast {t.amp} here); training in fp32")
-    if t.channels_last and not cuda:
-        notice(dist, "train.channels_last is ignored on the CPU")
-    amp = t.amp if cuda else "off"
+    amp, channels_last = t.amp, t.channels_last
+    if device.type == "cpu" and amp == "bf16" and not cpu_native_bf16():
+        notice(dist, "train.amp=bf16 is ignored: this CPU has no bf16 instructions (AVX512-BF16 or AMX), so bf16 "
+                     "would be slower than fp32 here; training in fp32")
+        amp = "off"
+    elif device.type != "cuda" and amp != "off" and not (device.type == "cpu" and amp == "bf16"):
+        notice(dist, f"train.amp={amp} is ignored on {device.type} (no fast {amp} there"
+                     f"{'; bf16 is, on CPUs with AMX or AVX512-BF16' if device.type == 'cpu' else ''}); training in fp32")
+        amp = "off"
+    if channels_last and device.type not in ("cuda", "cpu"):
+        notice(dist, f"train.channels_last is ignored on {device.type}")
+        channels_last = False
     dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
     penalties = any(float(w) > 0 for w in cfg.loss.penalties.values())
     if t.compile and penalties:
@@ -63,7 +80,7 @@ def speed_options(cfg, dist) -> dict:
                      "twice (torch.compile has no double backward)")
     return {"autocast": functools.partial(torch.autocast, device.type, dtype=dtype) if dtype else nullcontext,
             "scaler": amp == "fp16",
-            "memory_format": torch.channels_last if t.channels_last and cuda else torch.preserve_format,
+            "memory_format": torch.channels_last if channels_last else torch.preserve_format,
             "compile_g": t.compile, "compile_d": t.compile and not penalties}
 
 
@@ -89,5 +106,5 @@ def environment(device, dist=None) -> dict:
     return env
 
 
-__all__ = ["configure_torch", "environment", "notice", "pick_device", "seed_everything", "speed_options",
+__all__ = ["configure_torch", "cpu_native_bf16", "environment", "notice", "pick_device", "seed_everything", "speed_options",
            "to_device"]
