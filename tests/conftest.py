@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from ganforge import runtime
 from ganforge.config import Config, resolve
 from ganforge.validation import validate
 
@@ -70,6 +71,17 @@ def _restore_torch_globals():
     if torch.are_deterministic_algorithms_enabled() != deterministic:
         torch.use_deterministic_algorithms(deterministic)  # slow on first call: only when changed
     torch.set_rng_state(rng)
+
+
+REAL_CPU_NATIVE_BF16 = runtime.cpu_native_bf16  # the real check, for the tests of the check itself
+
+
+@pytest.fixture(autouse=True)
+def _fp32_on_every_cpu(monkeypatch):
+    """``train.amp`` / ``train.channels_last`` ``auto`` pick bf16 and NHWC on CPUs with bf16
+    instructions; in tests they resolve as on a CPU without them, so every machine runs the same
+    fp32 maths. Tests of the bf16 path patch ``runtime.cpu_native_bf16`` back to True."""
+    monkeypatch.setattr(runtime, "cpu_native_bf16", lambda: False)
 
 
 @pytest.fixture

@@ -92,7 +92,7 @@ def test_bf16_and_channels_last_on_a_cpu_with_bf16_instructions(make_cfg, image_
     monkeypatch.setattr(runtime, "cpu_native_bf16", lambda: True)
     dcgan = ("model.arch=dcgan", f"data.name={image_dataset()}", "model.g={width: 8}", "model.d={width: 8}",
              "model.z_dim=8", "train.batch_size=16")
-    plain = build_state(make_cfg(*dcgan))
+    plain = build_state(make_cfg(*dcgan, "train.amp=off", "train.channels_last=off"))
     fast = build_state(make_cfg(*dcgan, "train.amp=bf16", "train.channels_last=true"))
     assert not [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("warning:")]
     seen = _record_conv_dtypes(fast)
@@ -117,6 +117,33 @@ def test_amp_values_are_checked(make_cfg):
     with pytest.raises(ConfigError, match="train.amp=fp16 cannot be combined with loss.penalties"):
         make_cfg("train.amp=fp16", "loss.penalties={r1: 1.0}")
     make_cfg("train.amp=bf16", "loss.penalties={r1: 1.0}")
+
+
+def test_cpu_native_bf16_reads_the_cpu_flags():
+    """The real check (not patched) agrees with what the kernel reports for this CPU."""
+    from conftest import REAL_CPU_NATIVE_BF16
+    try:
+        flags = next(ln for ln in open("/proc/cpuinfo") if ln.startswith("flags")).split()
+    except (OSError, StopIteration):
+        pytest.skip("no /proc/cpuinfo flags on this system")
+    assert REAL_CPU_NATIVE_BF16() == bool({"avx512_bf16", "amx_tile"} & set(flags))
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_auto_speed_options_follow_the_cpu_and_are_recorded(make_cfg, train_tiny, monkeypatch, capsys, native):
+    """amp / channels_last ``auto`` (the defaults) become bf16 / on on a CPU with bf16 instructions
+    and off elsewhere; config.yaml records the resolved values, the first lines say what auto chose,
+    and values the user sets are kept."""
+    import yaml
+    from ganforge import runtime
+    monkeypatch.setattr(runtime, "cpu_native_bf16", lambda: native)
+    run = train(make_cfg())  # not quiet: the first lines are printed
+    out = capsys.readouterr().out
+    saved = yaml.safe_load((run / "config.yaml").read_text())["train"]
+    assert (saved["amp"], saved["channels_last"]) == (("bf16", "on") if native else ("off", "off"))
+    assert ("bf16 autocast and channels_last (auto: this CPU has bf16 instructions" in out) == native
+    kept = yaml.safe_load((train_tiny("train.amp=off") / "config.yaml").read_text())["train"]
+    assert kept["amp"] == "off" and kept["channels_last"] == ("on" if native else "off")
 
 
 def _scaled(state, init_scale: float = 2.0 ** 10):

@@ -78,6 +78,17 @@ def _run(state: RunState, run: Path, quiet: bool, resume_step: int | None = None
     return run
 
 
+def auto_speed_note(was: tuple, cfg) -> str:
+    """What ``train.amp=auto`` / ``train.channels_last=auto`` turned on, for the run's first lines."""
+    choices = (("bf16 autocast", "train.amp", was[0], cfg.train.amp, "bf16"),
+               ("channels_last", "train.channels_last", was[1], cfg.train.channels_last, "on"))
+    on = [(name, key) for name, key, before, now, fast in choices if before == "auto" and now == fast]
+    if not on:
+        return ""
+    return (f", {' and '.join(n for n, _ in on)} (auto: this CPU has bf16 instructions; "
+            f"{' / '.join(k + '=off' for _, k in on)} to turn off)")
+
+
 def train(cfg: Config, *, run_dir: str | Path | None = None, quiet: bool = False) -> Path:
     """Train a new run from a config; returns the run folder.
 
@@ -86,7 +97,7 @@ def train(cfg: Config, *, run_dir: str | Path | None = None, quiet: bool = False
     creates the run folder and writes everything; all of them train their slices of each batch."""
     validate(cfg)
     configure_torch(cfg)
-    size_was = cfg.model.size
+    size_was, speed_was = cfg.model.size, (cfg.train.amp, cfg.train.channels_last)
     with launch(cfg, pick_device(cfg.train.device)) as dist:
         state = build_state(cfg, dist=dist)  # settles model.size=auto for the device
         from .data import dataset
@@ -100,7 +111,8 @@ def train(cfg: Config, *, run_dir: str | Path | None = None, quiet: bool = False
                   f"G {count_params(state.G):,} params, D {count_params(state.D):,} params, "
                   f"device {state.device}{procs}, model size {cfg.model.size}"
                   + (" (auto: the published size needs a CUDA GPU; model.size=paper to override)"
-                     if size_was == "auto" and cfg.model.size == "cpu" else ""))
+                     if size_was == "auto" and cfg.model.size == "cpu" else "")
+                  + auto_speed_note(speed_was, cfg))
             lines = describe_skipped(getattr(state.data, "skipped", None) or [])
             if lines:
                 print("\n".join(lines + [f"  (the full list: {run / SKIPPED})"]))

@@ -13,7 +13,8 @@ from ..registry import did_you_mean
 from .schema import Config, image_hw
 from .sizes import SIZE_NAMES
 
-AMP_MODES = ("off", "bf16", "fp16")
+AMP_MODES = ("auto", "off", "bf16", "fp16")
+SWITCHES = ("auto", "on", "off")
 SCHEDULES = ("constant", "linear", "cosine")
 LATENTS = ("normal", "uniform")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -116,6 +117,7 @@ def check_values(cfg: Config) -> Config:
     if not (t.device in DEVICES or t.device.startswith("cuda:")):
         raise ConfigError(f"train.device: expected auto, cpu, cuda, cuda:N or mps, got '{t.device}'")
     choice("train.amp", t.amp, AMP_MODES)
+    choice("train.channels_last", t.channels_last, SWITCHES)
     choice("train.init_what", t.init_what, ("g", "gd"))
     positive("train.freeze_d", t.freeze_d, allow_zero=True)
     if t.amp == "fp16" and any(float(w) > 0 for w in lc.penalties.values()):

@@ -120,9 +120,9 @@ class TrainConfig:
     nan_retries: int = 3  # on NaN/Inf: roll back to the last good checkpoint this many times, then stop
     nan_lr_scale: float = 0.5  # multiply both learning rates by this at each rollback
     progress: bool = True  # show a progress bar
-    amp: str = "off"  # mixed precision: off | bf16 (CUDA; CPUs with AMX or AVX512-BF16) | fp16 (CUDA, loss-scaled)
+    amp: bool | str = "auto"  # mixed precision: auto (bf16 on CPUs with AMX / AVX512-BF16) | off | bf16 | fp16 (CUDA)
     compile: bool = False  # torch.compile the nets for the training phases (checkpoints keep the plain weights)
-    channels_last: bool = False  # NHWC memory layout for conv nets (CUDA and the CPU; faster convolutions there)
+    channels_last: bool | str = "auto"  # NHWC conv layout: auto (on where amp auto picks bf16) | on | off
     init: str = ""  # start a new run from this run folder or model folder's weights ("" = from scratch)
     init_what: str = "g"  # g: the generator only | gd: G and D (D needs a run folder)
     freeze_d: int = 0  # FreezeD (Mo et al. 2020): keep D's first N blocks fixed while fine-tuning
