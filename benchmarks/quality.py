@@ -36,10 +36,13 @@ def quality(presets, budgets_min=(2, 5, 10, 20), n: int = 10000, seed: int = 0,
                                      extractor=ext, seed=seed, progress=False)
             net.train()
             r = out["results"]
-            row = {"preset": preset, "size": state.cfg.model.size, "budget_cpu_min": budget, "step": state.step, "seed": seed,
+            t = state.cfg.train
+            row = {"preset": preset, "size": state.cfg.model.size, "amp": t.amp, "channels_last": t.channels_last,
+                   "budget_cpu_min": budget, "step": state.step, "seed": seed,
                    "wall_min": (time.perf_counter() - t_wall) / 60, **r}
             rows.append(row)
-            print(f"{preset:8s} ({state.cfg.model.size} size) {budget:>3g} CPU-min (step {state.step}): FID {r['fid']:.2f}, "
+            print(f"{preset:8s} ({state.cfg.model.size} size, amp {t.amp}, channels_last {t.channels_last}) "
+                  f"{budget:>3g} CPU-min (step {state.step}): FID {r['fid']:.2f}, "
                   f"KID {r['kid_mean']:.4f}, P {r['precision']:.3f}, R {r['recall']:.3f}, "
                   f"D {r['density']:.3f}, C {r['coverage']:.3f}, IS {r['is_mean']:.2f}", flush=True)
     return rows
