@@ -248,8 +248,9 @@ def block(step, n: int) -> tuple[float, float]:
 
 def speed_case(case: str, batch: int, data: str, repeats: int, block_s: float, seed: int = 0) -> dict:
     preset, extra = parse_case(case)
+    # fp32 unless the case says otherwise: the hand-written loop below has no autocast
     cfg = resolve(preset, overrides=[f"data.name={data}", f"train.batch_size={batch}", "train.progress=false",
-                                     f"seed={seed}", *extra])
+                                     f"seed={seed}", "train.amp=off", "train.channels_last=off", *extra])
     ours = build_state(cfg)
     twin = build_state(cfg)  # the same nets, same init (same seed)
     hand = HandLoop(cfg, twin.G, twin.D, ours.data.data, seed=seed)

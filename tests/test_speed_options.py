@@ -130,20 +130,26 @@ def test_cpu_native_bf16_reads_the_cpu_flags():
 
 
 @pytest.mark.parametrize("native", [False, True])
-def test_auto_speed_options_follow_the_cpu_and_are_recorded(make_cfg, train_tiny, monkeypatch, capsys, native):
-    """amp / channels_last ``auto`` (the defaults) become bf16 / on on a CPU with bf16 instructions
-    and off elsewhere; config.yaml records the resolved values, the first lines say what auto chose,
-    and values the user sets are kept."""
+def test_auto_speed_options_follow_the_cpu_and_the_data_and_are_recorded(make_cfg, train_tiny, image_dataset,
+                                                                       monkeypatch, capsys, native):
+    """amp / channels_last ``auto`` (the defaults) become bf16 / on for images on a CPU with bf16
+    instructions and off elsewhere (and for 2-D points on any CPU); config.yaml records the resolved
+    values, the first lines say what auto chose, and values the user sets are kept."""
     import yaml
     from ganforge import runtime
+    from ganforge.session import train
     monkeypatch.setattr(runtime, "cpu_native_bf16", lambda: native)
-    run = train(make_cfg())  # not quiet: the first lines are printed
+    images = ("model.arch=dcgan", f"data.name={image_dataset()}", "model.g={width: 8}", "model.d={width: 8}",
+              "model.z_dim=8", "train.batch_size=8", "train.steps=2")
+    run = train(make_cfg(*images))  # not quiet: the first lines are printed
     out = capsys.readouterr().out
     saved = yaml.safe_load((run / "config.yaml").read_text())["train"]
     assert (saved["amp"], saved["channels_last"]) == (("bf16", "on") if native else ("off", "off"))
     assert ("bf16 autocast and channels_last (auto: this CPU has bf16 instructions" in out) == native
-    kept = yaml.safe_load((train_tiny("train.amp=off") / "config.yaml").read_text())["train"]
+    kept = yaml.safe_load((train_tiny(*images, "train.amp=off") / "config.yaml").read_text())["train"]
     assert kept["amp"] == "off" and kept["channels_last"] == ("on" if native else "off")
+    points = yaml.safe_load((train_tiny() / "config.yaml").read_text())["train"]  # ring8: 2-D points
+    assert points["amp"] == "off" and points["channels_last"] == "off"
 
 
 def _scaled(state, init_scale: float = 2.0 ** 10):

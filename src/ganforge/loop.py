@@ -115,10 +115,10 @@ def build_state(cfg: Config, device: torch.device | None = None, dist: Dist | No
     device = dist.device
     if settle_size(cfg, device.type):  # model.size=auto: the CPU or the published size, now the device is known
         validate(cfg)
-    speed = speed_options(cfg, dist)
     seed_everything(cfg.seed)
     task = task_of(cfg.model.arch)
     data = build_dataset(cfg)
+    speed = speed_options(cfg, dist, images=len(data.shape) == 3)
     G, D, g_args, d_args = build_nets(cfg.model, data.shape, data.num_classes, data.cond_shape)
     if cfg.train.init and fresh:  # fine-tuning: start from saved weights (checked to fit first)
         from .finetune import init_from

@@ -54,16 +54,17 @@ def cpu_native_bf16() -> bool:
                for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
 
 
-def settle_speed(cfg, device_type: str) -> bool:
+def settle_speed(cfg, device_type: str, images: bool = True) -> bool:
     """Resolve ``train.amp=auto`` and ``train.channels_last=auto`` for the device the run trains on
     (True when it changed the config, which then records what ran): bf16 autocast and NHWC
-    convolutions on a CPU with bf16 instructions, where both were measured to train about twice as
-    many steps per CPU-second at the same quality; fp32 and the default layout everywhere else
-    (CUDA users choose bf16 / fp16 themselves)."""
+    convolutions for image data on a CPU with bf16 instructions, where both were measured to make
+    two to four times as many steps per CPU-second at the same quality per step; fp32 and the
+    default layout everywhere else: on other CPUs, for vectors and sequences (bf16's 8-bit mantissa
+    would round a 2-D point by up to 1/128 of its size), and on CUDA (choose bf16 / fp16 there)."""
     t = cfg.train
     if "auto" not in (t.amp, t.channels_last):
         return False
-    fast = device_type == "cpu" and cpu_native_bf16()
+    fast = images and device_type == "cpu" and cpu_native_bf16()
     if t.amp == "auto":
         t.amp = "bf16" if fast else "off"
     if t.channels_last == "auto":
@@ -71,14 +72,14 @@ def settle_speed(cfg, device_type: str) -> bool:
     return True
 
 
-def speed_options(cfg, dist) -> dict:
+def speed_options(cfg, dist, images: bool = True) -> dict:
     """How the phases run: autocast dtype, gradient scaling, memory format, what is compiled.
 
     CUDA takes ``train.amp`` as given. The CPU takes ``bf16`` where it has bf16 instructions
     (:func:`cpu_native_bf16`) and ``channels_last`` (oneDNN's convolutions are faster in NHWC);
     what a device cannot speed up is refused with a one-line warning and the run stays in fp32.
-    ``auto`` values are resolved first (:func:`settle_speed`)."""
-    settle_speed(cfg, dist.device.type)
+    ``auto`` values are resolved first (:func:`settle_speed`; ``images``: the samples are images)."""
+    settle_speed(cfg, dist.device.type, images)
     t, device = cfg.train, dist.device
     amp, channels_last = t.amp, t.channels_last in (True, "on")
     if device.type == "cpu" and amp == "bf16" and not cpu_native_bf16():

@@ -120,7 +120,7 @@ class TrainConfig:
     nan_retries: int = 3  # on NaN/Inf: roll back to the last good checkpoint this many times, then stop
     nan_lr_scale: float = 0.5  # multiply both learning rates by this at each rollback
     progress: bool = True  # show a progress bar
-    amp: bool | str = "auto"  # mixed precision: auto (bf16 on CPUs with AMX / AVX512-BF16) | off | bf16 | fp16 (CUDA)
+    amp: bool | str = "auto"  # auto (bf16 for images on CPUs with AMX / AVX512-BF16) | off | bf16 | fp16 (CUDA)
     compile: bool = False  # torch.compile the nets for the training phases (checkpoints keep the plain weights)
     channels_last: bool | str = "auto"  # NHWC conv layout: auto (on where amp auto picks bf16) | on | off
     init: str = ""  # start a new run from this run folder or model folder's weights ("" = from scratch)
