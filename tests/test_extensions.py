@@ -156,6 +156,22 @@ class PresetChecks:
         path = write_samples(state, tmp_path, fixed_inputs(state), "step")
         assert path.stat().st_size > 0
 
+    @needs_fmnist
+    def test_steps_in_bf16_with_channels_last(self, tmp_path, monkeypatch):
+        """The CPU's fast path (train.amp=bf16, channels_last; emulated where the CPU lacks bf16):
+        every preset's nets, losses and penalties accept bf16 activations and keep fp32 weights."""
+        from ganforge import runtime
+        monkeypatch.setattr(runtime, "cpu_native_bf16", lambda: True)
+        cfg = validate(resolve(self.name, overrides=[*tiny_overrides(self.name, tmp_path), "train.amp=bf16",
+                                                      "train.channels_last=on"]))
+        state = build_state(cfg)
+        report = Reporter()
+        for _ in range(2):
+            train_step(state, report)
+        values = report.flush()
+        assert values and all(math.isfinite(v) for v in values.values())
+        assert all(p.dtype == torch.float32 for p in [*state.G.parameters(), *state.D.parameters()])
+
 
 def _generate(mixin, registry, prefix: str):
     for key in registry:
