@@ -200,6 +200,34 @@ def train_for_cpu(state, rep, seconds: float, spent: float = 0.0) -> float:
     return spent
 
 
+def machine_speed(seconds: float = 5.0) -> float:
+    """This machine's speed now, on a fixed fp32 workload: training steps per CPU-second of a
+    width-32 DCGAN pair (batch 64, 28x28, non-saturating loss, Adam) on fixed random tensors, in
+    this process's torch threads. Shared hosts change speed within an hour (a factor of 2 was seen
+    between two rows of one table), so budget benchmarks print it beside each row: a slow row on a
+    slow machine shows as such."""
+    from ganforge.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+    g = torch.Generator().manual_seed(0)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        G, D = DCGANGenerator(100, (1, 28, 28), width=32), DCGANDiscriminator((1, 28, 28), width=32)
+    opt = torch.optim.Adam([*G.parameters(), *D.parameters()], lr=2e-4, betas=(0.5, 0.999))
+    z, x = torch.randn(64, 100, generator=g), torch.rand(64, 1, 28, 28, generator=g) * 2 - 1
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.softplus(-D(x)).mean() + torch.nn.functional.softplus(D(G(z))).mean()
+        loss.backward()
+        opt.step()
+
+    step()  # warm-up (first-call allocations)
+    n, c0 = 0, time.process_time()
+    while n == 0 or time.process_time() - c0 < seconds:
+        step()
+        n += 1
+    return n / (time.process_time() - c0)
+
+
 def budget_train(preset: str, overrides: list[str], cpu_minutes: float, seed: int = 0):
     """Build a run's state and train it until ``cpu_minutes`` of process CPU time have passed."""
     cfg = resolve(preset, overrides=[f"seed={seed}", "train.progress=false", "train.steps=100000000",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from .common import (Reporter, build_state, cli, evaluate_generator, finish, get_feature_extractor, header,
-                     make_parser, resolve, seeded_sampler, train_for_cpu)
+                     machine_speed, make_parser, resolve, seeded_sampler, train_for_cpu)
 from .floor import QUALITY_METRICS, floor, quality_table
 
 
@@ -23,9 +23,11 @@ def quality(presets, budgets_min=(2, 5, 10, 20), n: int = 10000, seed: int = 0,
     for preset in presets:
         cfg = resolve(preset, overrides=["data.name=fashion-mnist", f"seed={seed}", "train.progress=false",
                                          "train.steps=100000000"] + list(extra or []))
+        speed_before = machine_speed()
         state = build_state(cfg)
         rep = Reporter()
         cpu = 0.0
+        preset_rows = []
         t_wall = time.perf_counter()
         for budget in sorted(budgets_min):
             cpu = train_for_cpu(state, rep, budget * 60, spent=cpu)
@@ -40,11 +42,17 @@ def quality(presets, budgets_min=(2, 5, 10, 20), n: int = 10000, seed: int = 0,
             row = {"preset": preset, "size": state.cfg.model.size, "amp": t.amp, "channels_last": t.channels_last,
                    "budget_cpu_min": budget, "step": state.step, "seed": seed,
                    "wall_min": (time.perf_counter() - t_wall) / 60, **r}
-            rows.append(row)
+            preset_rows.append(row)
             print(f"{preset:8s} ({state.cfg.model.size} size, amp {t.amp}, channels_last {t.channels_last}) "
                   f"{budget:>3g} CPU-min (step {state.step}): FID {r['fid']:.2f}, "
                   f"KID {r['kid_mean']:.4f}, P {r['precision']:.3f}, R {r['recall']:.3f}, "
                   f"D {r['density']:.3f}, C {r['coverage']:.3f}, IS {r['is_mean']:.2f}", flush=True)
+        speed_after = machine_speed()
+        for row in preset_rows:
+            row["machine_speed"] = [speed_before, speed_after]
+        rows += preset_rows
+        print(f"{preset}: machine speed before / after, fp32 reference steps per CPU-second: {speed_before:.1f} / "
+              f"{speed_after:.1f}", flush=True)
     return rows
 
 

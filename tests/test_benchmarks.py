@@ -144,6 +144,19 @@ def test_the_environment_line_names_the_cpu_and_its_kernels():
         assert not names or model.startswith(names[0])
 
 
+def test_machine_speed_is_a_rate_that_follows_the_work_done(one_thread, monkeypatch):
+    """The reference rate is steps per CPU-second of its fixed workload, leaves the global RNG alone,
+    and halves when each step costs twice the CPU time (a slower machine)."""
+    rng = torch.get_rng_state()
+    fast = common.machine_speed(0.3)
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert 0 < fast < 10_000
+    real_clock = time.process_time
+    monkeypatch.setattr(common.time, "process_time", lambda: 2 * real_clock())  # every CPU-second counts double
+    slow = common.machine_speed(0.6)
+    assert 0.25 < slow / fast < 0.85
+
+
 @pytest.mark.parametrize("name", MODULES)
 def test_every_benchmark_has_its_own_help(name, capsys):
     import importlib
