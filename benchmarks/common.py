@@ -39,6 +39,7 @@ from ganforge.errors import UserError
 from ganforge.evaluation import EvalContext, evaluate, parse_metrics, reference_features
 from ganforge.features import FmnistNet, get_feature_extractor
 from ganforge.loop import build_state, train_step
+from ganforge.runtime import cpu_native_bf16
 from ganforge.losses_ssl import ssl_supervised
 from ganforge.metrics import fid_from_features
 from ganforge.metrics.image import bicubic_upscale, psnr, ssim
@@ -60,7 +61,7 @@ RESULT_FILE = "result.json"  # what a finished training session writes into its 
 
 __all__ = [  # the ganforge names the benchmark files take from here
     "FeatureDistance", "FmnistNet", "MIXTURES", "Reporter", "TrainedGenerator", "append_metrics", "build_dataset",
-    "evaluate",
+    "cpu_native_bf16", "evaluate",
     "load_reference", "project", "validate", "write_fake_run", "bicubic_upscale", "build_state", "compute", "fid_from_features",
     "conditional_results", "evaluate_generator", "get_feature_extractor", "latest_checkpoint",
     "list_checkpoints", "load", "load_checkpoint", "load_config_pairs", "load_split", "mode_metrics",

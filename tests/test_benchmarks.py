@@ -17,13 +17,14 @@ import pytest
 import torch
 
 import ganforge
+import ganforge.data.images as gi
 from benchmarks import common, toy
 
 ROOT = Path(common.__file__).resolve().parents[1]
 TINY = ["model.arch=mlp", "model.z_dim=4", "model.g.hidden=16", "model.d.hidden=16", "train.batch_size=32",
         "train.device=cpu", "train.threads=1"]
 MODULES = ["toy", "quality", "speed", "floor", "stacked", "conditional", "i2i", "reliability", "soak", "finetune",
-           "semi", "stargan", "sequence"]
+           "semi", "stargan", "sequence", "precision"]
 
 
 def _bench(module: str, *args: str, log: Path) -> subprocess.Popen:
@@ -155,6 +156,31 @@ def test_machine_speed_is_a_rate_that_follows_the_work_done(one_thread, monkeypa
     monkeypatch.setattr(common.time, "process_time", lambda: 2 * real_clock())  # every CPU-second counts double
     slow = common.machine_speed(0.6)
     assert 0.25 < slow / fast < 0.85
+
+
+@pytest.mark.skipif(not (gi.DEBIAN_FASHION_MNIST / "t10k-images-idx3-ubyte.gz").is_file(),
+                    reason="Debian package dataset-fashion-mnist not installed")
+def test_precision_benchmark_times_the_four_configurations(one_thread, monkeypatch, capsys):
+    """Tiny dcgan, short blocks: one row with a positive median rate per configuration (each from
+    its own state, which really ran in that precision and layout) and their ratio."""
+    from benchmarks import precision
+    from ganforge import runtime
+    monkeypatch.setattr(runtime, "cpu_native_bf16", lambda: True)  # bf16 is emulated where the CPU lacks it
+    seen = {}
+    real_rate = precision.steps_per_cpu_second
+
+    def rate(state, rep, seconds):
+        conv = next(p for p in state.D.parameters() if p.dim() == 4 and p.shape[1] > 1)  # (1-channel ones are both)
+        seen[(state.cfg.train.amp, state.cfg.train.channels_last)] = conv.is_contiguous(memory_format=torch.channels_last)
+        return real_rate(state, rep, seconds)
+
+    monkeypatch.setattr(precision, "steps_per_cpu_second", rate)
+    (row,) = precision.precision_speed(["dcgan"], repeats=2, block_s=0.1,
+                                       extra=["model.g.width=8", "model.d.width=8", "train.batch_size=8"])
+    assert seen == {("off", "off"): False, ("off", "on"): True, ("bf16", "off"): False, ("bf16", "on"): True}
+    assert all(len(v) == 2 and min(v) > 0 for v in row["rates"].values())
+    assert row["ratio"] == pytest.approx(row["bf16 + NHWC"] / row["fp32"])
+    assert "| dcgan | cpu |" in precision.table([row])
 
 
 @pytest.mark.parametrize("name", MODULES)
