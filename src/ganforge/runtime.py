@@ -57,8 +57,8 @@ def cpu_native_bf16() -> bool:
 def settle_speed(cfg, device_type: str, images: bool = True) -> bool:
     """Resolve ``train.amp=auto`` and ``train.channels_last=auto`` for the device the run trains on
     (True when it changed the config, which then records what ran): bf16 autocast and NHWC
-    convolutions for image data on a CPU with bf16 instructions, where both were measured to make
-    two to four times as many steps per CPU-second at the same quality per step; fp32 and the
+    convolutions for image data on a CPU with bf16 instructions, where together they made 1.2 to 2.4
+    times as many steps per CPU-second on the conv presets (BENCHMARKS section 18); fp32 and the
     default layout everywhere else: on other CPUs, for vectors and sequences (bf16's 8-bit mantissa
     would round a 2-D point by up to 1/128 of its size), and on CUDA (choose bf16 / fp16 there)."""
     t = cfg.train

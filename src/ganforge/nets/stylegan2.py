@@ -286,7 +286,8 @@ class StyleGAN2Generator(nn.Module):
         w = self.map(h)  # (B, w_dim)
         if self.training and update_w_avg:
             with torch.no_grad():
-                self.w_avg.copy_(w.detach().to(self.w_avg.dtype).mean(0).lerp(self.w_avg, self.w_avg_beta))  # fp32 under bf16 autocast
+                w_mean = w.detach().to(self.w_avg.dtype).mean(0)  # the average stays fp32 under bf16 autocast
+                self.w_avg.copy_(w_mean.lerp(self.w_avg, self.w_avg_beta))
         if psi != 1:
             w = self.w_avg.to(w.dtype).lerp(w, psi)  # w_avg + psi (w - w_avg)
         return w.unsqueeze(1).repeat(1, self.num_ws, 1)  # (B, num_ws, w_dim)
