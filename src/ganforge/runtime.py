@@ -82,14 +82,16 @@ def speed_options(cfg, dist, images: bool = True) -> dict:
     settle_speed(cfg, dist.device.type, images)
     t, device = cfg.train, dist.device
     amp, channels_last = t.amp, t.channels_last in (True, "on")
-    if device.type == "cpu" and amp == "bf16" and not cpu_native_bf16():
-        notice(dist, "train.amp=bf16 is ignored: this CPU has no bf16 instructions (AVX512-BF16 or AMX), so bf16 "
-                     "would be slower than fp32 here; training in fp32")
-        amp = "off"
-    elif device.type != "cuda" and amp != "off" and not (device.type == "cpu" and amp == "bf16"):
-        hint = "; bf16 is, on CPUs with AMX or AVX512-BF16" if device.type == "cpu" else ""
-        notice(dist, f"train.amp={amp} is ignored on {device.type} (no fast {amp} there{hint}); training in fp32")
-        amp = "off"
+    if device.type != "cuda" and amp != "off":
+        if device.type == "cpu" and amp == "bf16":
+            if not cpu_native_bf16():
+                notice(dist, "train.amp=bf16 is ignored: this CPU has no bf16 instructions (AVX512-BF16 or AMX), so "
+                             "bf16 would be slower than fp32 here; training in fp32")
+                amp = "off"
+        else:
+            hint = "; bf16 is, on CPUs with AMX or AVX512-BF16" if device.type == "cpu" else ""
+            notice(dist, f"train.amp={amp} is ignored on {device.type} (no fast {amp} there{hint}); training in fp32")
+            amp = "off"
     if channels_last and device.type not in ("cuda", "cpu"):
         notice(dist, f"train.channels_last is ignored on {device.type}")
         channels_last = False
