@@ -33,6 +33,12 @@ def test_a_known_device_settles_the_size_in_resolve():
     assert resolve("wgan-gp", overrides=["train.device=cuda", "model.size=cpu"]).train.n_critic == 2
 
 
+def test_acgan_halves_its_class_term_at_the_cpu_size_only():
+    assert resolve("acgan", overrides=["train.device=cpu"]).loss.terms == {"aux": 0.5}
+    assert resolve("acgan", overrides=["train.device=cuda"]).loss.terms == {"aux": 1.0}
+    assert resolve("acgan", overrides=["train.device=cpu", "loss.terms.aux=2"]).loss.terms == {"aux": 2.0}
+
+
 def test_keys_the_user_sets_win_over_either_size(tmp_path):
     cfg = resolve("sngan", overrides=["model.size=cpu", "train.n_critic=3", "model.g.width=16"])
     assert cfg.train.n_critic == 3 and cfg.model.g == {"width": 16} and cfg.model.d == {"width": 32}
