@@ -223,7 +223,7 @@ def test_the_installed_package_holds_no_benchmark_code():
 
 def test_the_toy_protocol_keeps_the_published_critic_steps_on_a_cpu():
     """The 2-D protocol is the presets' published settings on MLP nets: the image-sized CPU size
-    (wgan-gp with 2 critic steps) must not change it."""
+    (wgan-gp with 1 critic step) must not change it."""
     from benchmarks.toy import TOY_COMMON, TOY_PRESET
 
     from ganforge.config import resolve

@@ -28,9 +28,16 @@ def test_auto_on_cuda_is_the_paper_size():
 
 
 def test_a_known_device_settles_the_size_in_resolve():
-    assert resolve("wgan-gp", overrides=["train.device=cpu"]).train.n_critic == 2
-    assert resolve("wgan-gp", overrides=["train.device=cuda:1"]).train.n_critic == 5
-    assert resolve("wgan-gp", overrides=["train.device=cuda", "model.size=cpu"]).train.n_critic == 2
+    assert resolve("wgan", overrides=["train.device=cpu"]).train.n_critic == 2
+    assert resolve("wgan", overrides=["train.device=cuda:1"]).train.n_critic == 5
+    assert resolve("wgan", overrides=["train.device=cuda", "model.size=cpu"]).train.n_critic == 2
+
+
+@pytest.mark.parametrize("preset", ["wgan-gp", "wgan-lp"])
+def test_the_penalised_critics_take_one_faster_step_at_the_cpu_size(preset):
+    for device, want in (("cpu", (1, 2e-4, 2e-4, [0.5, 0.9])), ("cuda", (5, 1e-4, 1e-4, [0.0, 0.9]))):
+        cfg = resolve(preset, overrides=[f"train.device={device}"])
+        assert (cfg.train.n_critic, cfg.optim.lr_g, cfg.optim.lr_d, cfg.optim.betas) == want
 
 
 def test_acgan_halves_its_class_term_at_the_cpu_size_only():
