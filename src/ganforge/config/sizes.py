@@ -27,9 +27,8 @@ _W32 = {"model": {"g": {"width": 32}, "d": {"width": 32}}}  # DCGAN nets at half
 _SN_CPU = {"model": {"g": {"width": 32}, "d": {"width": 32}}, "train": {"n_critic": 1, "batch_size": 32},
            "optim": {"betas": [0.5, 0.999]}}
 _WGAN_CPU = {"model": {"g": {"width": 32}, "d": {"width": 32}}, "train": {"n_critic": 2}}
-# WGAN-GP / -LP: one critic step at twice the paper's rate with Adam(0.5, 0.9) (the penalised critic
-# stays near 1-Lipschitz without extra steps); at 10 CPU-minutes FID 99 / 110 (GP / LP) against
-# 117 / 127 with 2 steps at Adam(1e-4; 0, 0.9) (BENCHMARKS section 18)
+# WGAN-GP / -LP: one critic step at twice the paper's rate with Adam(0.5, 0.9); at 10 CPU-minutes
+# FID 99 / 110 (GP / LP) against 117 / 127 with 2 steps at Adam(1e-4; 0, 0.9) (BENCHMARKS section 18)
 _WGAN_PENALTY_CPU = {"model": {"g": {"width": 32}, "d": {"width": 32}}, "train": {"n_critic": 1},
                      "optim": {"lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.9]}}
 
@@ -42,7 +41,7 @@ SIZES: dict[str, dict[str, dict]] = {
     "pacgan": {"cpu": _W32},
     "cgan": {"cpu": _W32},
     # ACGAN's class term at half weight: at minutes of training the full weight (the paper's) pushes
-    # G towards easily classified samples of few kinds (BENCHMARKS section 18: FID 23.7 -> 18.6)
+    # G towards easily classified samples of few kinds (BENCHMARKS section 18: FID 23.7 -> 19.1)
     "acgan": {"cpu": {**_W32, "loss": {"terms": {"aux": 0.5}}}},
     "projection-dcgan": {"cpu": _W32},
     "wgan": {"cpu": _WGAN_CPU},
