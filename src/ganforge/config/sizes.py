@@ -24,13 +24,11 @@ SIZE_NAMES = ("auto", "cpu", "paper")
 _W32 = {"model": {"g": {"width": 32}, "d": {"width": 32}}}  # DCGAN nets at half width: ~4x fewer FLOPs
 # ResNet G/D: width 32, batch 32 and one D step with SNGAN's own one-step Adam setting (Miyato et al.
 # 2018, Table 1, setting C: 2e-4, betas 0.5 / 0.999); a step costs ~0.34 CPU-s against ~3 at width 64
-_SN_CPU = {"model": {"g": {"width": 32}, "d": {"width": 32}}, "train": {"n_critic": 1, "batch_size": 32},
-           "optim": {"betas": [0.5, 0.999]}}
-_WGAN_CPU = {"model": {"g": {"width": 32}, "d": {"width": 32}}, "train": {"n_critic": 2}}
+_SN_CPU = {**_W32, "train": {"n_critic": 1, "batch_size": 32}, "optim": {"betas": [0.5, 0.999]}}
+_WGAN_CPU = {**_W32, "train": {"n_critic": 2}}
 # WGAN-GP / -LP: one critic step at twice the paper's rate with Adam(0.5, 0.9); at 10 CPU-minutes
 # FID 99 / 110 (GP / LP) against 117 / 127 with 2 steps at Adam(1e-4; 0, 0.9) (BENCHMARKS section 18)
-_WGAN_PENALTY_CPU = {"model": {"g": {"width": 32}, "d": {"width": 32}}, "train": {"n_critic": 1},
-                     "optim": {"lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.9]}}
+_WGAN_PENALTY_CPU = {**_W32, "train": {"n_critic": 1}, "optim": {"lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.9]}}
 
 # preset -> {size: mapping}. A size missing from a preset's entry leaves the preset as it is (the
 # shared mapping already is that size: the MLP GANs and the sequence GANs are cheap everywhere).
