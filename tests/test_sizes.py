@@ -28,9 +28,15 @@ def test_auto_on_cuda_is_the_paper_size():
 
 
 def test_a_known_device_settles_the_size_in_resolve():
-    assert resolve("wgan", overrides=["train.device=cpu"]).train.n_critic == 2
+    assert resolve("wgan", overrides=["train.device=cpu"]).train.n_critic == 1
     assert resolve("wgan", overrides=["train.device=cuda:1"]).train.n_critic == 5
-    assert resolve("wgan", overrides=["train.device=cuda", "model.size=cpu"]).train.n_critic == 2
+    assert resolve("wgan", overrides=["train.device=cuda", "model.size=cpu"]).train.n_critic == 1
+
+
+def test_the_clipped_critic_takes_one_step_at_twice_the_rate_at_the_cpu_size():
+    for device, want in (("cpu", (1, 1e-4, 1e-4, "rmsprop")), ("cuda", (5, 5e-5, 5e-5, "rmsprop"))):
+        cfg = resolve("wgan", overrides=[f"train.device={device}"])
+        assert (cfg.train.n_critic, cfg.optim.lr_g, cfg.optim.lr_d, cfg.optim.name) == want
 
 
 @pytest.mark.parametrize("preset", ["wgan-gp", "wgan-lp"])
