@@ -52,6 +52,15 @@ def test_acgan_halves_its_class_term_at_the_cpu_size_only():
     assert resolve("acgan", overrides=["train.device=cpu", "loss.terms.aux=2"]).loss.terms == {"aux": 2.0}
 
 
+@pytest.mark.parametrize("preset", ["vanilla", "vanilla-minimax"])
+def test_the_mlp_gans_keep_an_ema_of_g_at_the_cpu_size_only(preset):
+    paper = resolve(preset, overrides=["train.device=cuda"])
+    assert resolve(preset, overrides=["train.device=cpu"]).train.ema == 0.999 and paper.train.ema == 0.0
+    assert resolve(preset, overrides=["train.device=cpu", "train.ema=0"]).train.ema == 0.0
+    cpu = resolve(preset, overrides=["train.device=cpu"])
+    assert (paper.model.g, paper.model.d, paper.optim) == (cpu.model.g, cpu.model.d, cpu.optim)  # same nets
+
+
 def test_keys_the_user_sets_win_over_either_size(tmp_path):
     cfg = resolve("sngan", overrides=["model.size=cpu", "train.n_critic=3", "model.g.width=16"])
     assert cfg.train.n_critic == 3 and cfg.model.g == {"width": 16} and cfg.model.d == {"width": 32}
