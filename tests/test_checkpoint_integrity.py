@@ -58,8 +58,8 @@ def _rewrite_weights(ckpt: Path, change=None, meta_change=None) -> None:
     _reseal(ckpt)
 
 
-def _two_checkpoints(train_tiny) -> tuple[Path, Path, Path]:
-    run = train_tiny("train.steps=4", "train.ckpt_every=2")
+def _two_checkpoints(train_tiny, *extra: str) -> tuple[Path, Path, Path]:
+    run = train_tiny("train.steps=4", "train.ckpt_every=2", *extra)
     c2, c4 = list_checkpoints(run / "checkpoints")
     return run, c2, c4
 
@@ -178,7 +178,7 @@ def test_nan_weights_are_refused_by_every_command_and_never_rolled_back_to(train
 
 @pytest.mark.parametrize("dtype", ["int32", "fp16"])
 def test_weights_of_the_wrong_dtype_are_an_error_not_a_silent_cast(train_tiny, capsys, dtype, tmp_path):
-    run, c2, c4 = _two_checkpoints(train_tiny)
+    run, c2, c4 = _two_checkpoints(train_tiny, "train.ema=0")  # no EMA: sample reads the poisoned G
     _rewrite_weights(c4, _poison(dtype))
     name = {"int32": "int32", "fp16": "float16"}[dtype]
     assert main(["sample", str(run), "--out", str(tmp_path / "s.png")]) == 2

@@ -89,12 +89,13 @@ def test_init_from_a_run_loads_g_and_d(train_tiny):
 
 
 def test_init_from_a_model_folder_loads_g_only(train_tiny, tmp_path):
-    run = train_tiny()
-    folder = save_model_folder(run, tmp_path / "m")
-    nets, _ = load_weights(latest_checkpoint(run / "checkpoints"))
-    G, D = _nets(run)
-    init_from(G, D, folder)
-    assert _equal(G, nets["G"])
+    for extra, key in (("train.ema=0", "G"), ("train.ema=0.9", "G_ema")):  # the folder holds the sampling G
+        run = train_tiny(extra)
+        folder = save_model_folder(run, tmp_path / key)
+        nets, _ = load_weights(latest_checkpoint(run / "checkpoints"))
+        G, D = _nets(run)
+        init_from(G, D, folder)
+        assert _equal(G, nets[key])
     with pytest.raises(UsageError, match="holds G only"):
         init_from(G, D, folder, what="gd")
 

@@ -45,7 +45,8 @@ SIZES: dict[str, dict[str, dict]] = {
     # G towards easily classified samples of few kinds (BENCHMARKS section 18: FID 23.7 -> 19.1)
     "acgan": {"cpu": {**_W32, "loss": {"terms": {"aux": 0.5}}}},
     # The MLP GANs are cheap at any size; at minutes of training they collapse to few kinds of samples,
-    # and an EMA of G smooths that out (BENCHMARKS section 18: vanilla FID 73.1 -> 51.9 at 10 CPU-minutes)
+    # and an EMA of G smooths that out (BENCHMARKS section 18, 10 CPU-minutes: vanilla FID 73.1 -> 50.2,
+    # vanilla-minimax 70.4 -> 50.3)
     "vanilla": {"cpu": _MLP_CPU},
     "vanilla-minimax": {"cpu": _MLP_CPU},
     "projection-dcgan": {"cpu": _W32},
