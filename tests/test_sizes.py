@@ -54,10 +54,9 @@ def test_acgan_halves_its_class_term_at_the_cpu_size_only():
 
 @pytest.mark.parametrize("preset", ["vanilla", "vanilla-minimax"])
 def test_the_mlp_gans_keep_an_ema_of_g_at_the_cpu_size_only(preset):
-    paper = resolve(preset, overrides=["train.device=cuda"])
-    assert resolve(preset, overrides=["train.device=cpu"]).train.ema == 0.999 and paper.train.ema == 0.0
+    paper, cpu = (resolve(preset, overrides=[f"train.device={d}"]) for d in ("cuda", "cpu"))
+    assert cpu.train.ema == 0.999 and paper.train.ema == 0.0
     assert resolve(preset, overrides=["train.device=cpu", "train.ema=0"]).train.ema == 0.0
-    cpu = resolve(preset, overrides=["train.device=cpu"])
     assert (paper.model.g, paper.model.d, paper.optim) == (cpu.model.g, cpu.model.d, cpu.optim)  # same nets
 
 
