@@ -12,6 +12,7 @@ from ..errors import ConfigError
 from ..registry import did_you_mean
 from .schema import Config
 
+# a penalised critic has no batch norm (the penalty is per sample; Gulrajani et al. 2017, section 4)
 _WGAN_NETS = {"d": {"norm": "none"}}
 _PIX2PIX = {  # shared by the pix2pix and deblur presets (they differ in the data)
     "model": {"arch": "pix2pix", "z_dim": 0, "init": "normal", "init_gain": 0.02},
@@ -37,8 +38,9 @@ PRESETS: dict[str, tuple[str, dict]] = {
                                             "betas": [0.5, 0.999]}},
     ),
     "wgan": (
-        "Arjovsky et al. 2017: critic without sigmoid, weight clipping 0.01, RMSprop 5e-5, n_critic 5",
-        {"model": {"arch": "dcgan", "d": _WGAN_NETS["d"]},
+        "Arjovsky et al. 2017: DCGAN critic (batch norm, no sigmoid), weight clipping 0.01, RMSprop 5e-5, "
+        "n_critic 5",
+        {"model": {"arch": "dcgan"},  # the DCGAN D with batch norm, as the paper's code: clipping needs it
          "loss": {"name": "wasserstein", "clip": 0.01},
          "optim": {"name": "rmsprop", "lr_g": 5e-5, "lr_d": 5e-5},
          "train": {"n_critic": 5}},

@@ -4,8 +4,9 @@ batch norm, ReLU in G (tanh output), LeakyReLU(0.2) in D.
 Image sizes are base * 2^n with base 4 or 7: 28 (7->14->28), 32, 64, 128, ...; non-square H x W
 when the longer side is a multiple of the shorter side's 2^n (32x64 from 4x8, 28x56, 64x96): G's first
 and D's last kernel are then (base_h, base_w) (see :func:`~.layers.image_plan_hw`).
-The WGAN critics reuse D with ``norm="none"`` or ``"ln"`` (no batch norm in a penalised critic)
-and no sigmoid (D returns raw scores; the loss decides what they mean).
+The WGAN critics reuse D: with batch norm under weight clipping (as in the WGAN paper's code),
+with ``norm="none"`` or ``"ln"`` under a gradient penalty (no batch norm in a penalised critic);
+D has no sigmoid (it returns raw scores; the loss decides what they mean).
 
 Class conditioning (``num_classes > 0``): G takes the one-hot label next to z (Mirza & Osindero
 2014); D takes it as K constant input planes (``cond="concat"``), as a projection on its pooled
