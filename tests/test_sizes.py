@@ -40,10 +40,14 @@ def test_the_clipped_critic_takes_one_step_at_four_times_the_rate_at_the_cpu_siz
 
 
 @pytest.mark.parametrize("preset", ["wgan-gp", "wgan-lp"])
-def test_the_penalised_critics_take_one_faster_step_at_the_cpu_size(preset):
-    for device, want in (("cpu", (1, 2e-4, 2e-4, [0.5, 0.9])), ("cuda", (5, 1e-4, 1e-4, [0.0, 0.9]))):
+def test_the_penalised_critics_take_one_faster_step_with_layer_norm_at_the_cpu_size(preset):
+    for device, want in (("cpu", (1, 2e-4, 4e-4, [0.5, 0.9], 32, "ln")),
+                         ("cuda", (5, 1e-4, 1e-4, [0.0, 0.9], 64, "none"))):
         cfg = resolve(preset, overrides=[f"train.device={device}"])
-        assert (cfg.train.n_critic, cfg.optim.lr_g, cfg.optim.lr_d, cfg.optim.betas) == want
+        got = (cfg.train.n_critic, cfg.optim.lr_g, cfg.optim.lr_d, cfg.optim.betas, cfg.train.batch_size,
+               cfg.model.d["norm"])
+        assert got == want
+    assert resolve(preset, overrides=["train.device=cpu", "model.d.norm=none"]).model.d["norm"] == "none"
 
 
 def test_acgan_halves_its_class_term_at_the_cpu_size_only():
