@@ -27,7 +27,7 @@ _W32 = {"model": {"g": {"width": 32}, "d": {"width": 32}}}  # DCGAN nets at half
 _SN_CPU = {**_W32, "train": {"n_critic": 1, "batch_size": 32}, "optim": {"betas": [0.5, 0.999]}}
 _MLP_CPU = {"train": {"ema": 0.999}}  # the MLP GANs: an EMA of G (see SIZES)
 # WGAN (weight clipping, batch-norm critic): one critic step at four times the paper's RMSprop rate; at 10
-# CPU-minutes FID 58.7 against 73.9 at 1e-4 (BENCHMARKS section 18)
+# CPU-minutes FID 58.7 and 62.0 in two runs against 73.9 at 1e-4 (BENCHMARKS section 18)
 _WGAN_CPU = {**_W32, "train": {"n_critic": 1}, "optim": {"lr_g": 2e-4, "lr_d": 2e-4}}
 # WGAN-GP / -LP: a layer-normed critic (the WGAN-GP paper's advice for a penalised critic), one critic step
 # with Adam(0.5, 0.9) at 2e-4 for G and 4e-4 for D, batch 32; at 10 CPU-minutes WGAN-GP went from FID 82
