@@ -60,22 +60,6 @@ def test_every_preset_resolves_and_validates(name):
             assert getattr(getattr(cfg, section), key) == value, f"{name}: {section}.{key}"
 
 
-@pytest.mark.parametrize("size", ["cpu", "paper"])
-def test_the_clipped_critic_has_batch_norm_and_the_penalised_ones_none(size):
-    # WGAN's code uses the DCGAN critic with batch norm (clipping alone shrinks its signal); a gradient
-    # penalty is per sample, which batch norm would break (Gulrajani et al. 2017, section 4)
-    import torch
-
-    from ganforge.nets import build_nets
-
-    def batch_norms(preset):
-        _, D = build_nets(resolve(preset, overrides=[f"model.size={size}"]).model, (1, 28, 28))[:2]
-        return sum(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules())
-
-    assert batch_norms("wgan") == batch_norms("dcgan") > 0
-    assert batch_norms("wgan-gp") == batch_norms("wgan-lp") == 0
-
-
 def test_unknown_preset_suggests_the_closest():
     with pytest.raises(ConfigError, match=r"unknown preset 'hnge'.*did you mean 'hinge'"):
         resolve("hnge")

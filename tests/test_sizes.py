@@ -1,6 +1,7 @@
 """model.size: every preset's CPU and published sizes, auto resolution, and user keys winning."""
 
 import pytest
+import torch
 import yaml
 
 from ganforge.config import PRESETS, SIZES, ConfigError, apply_size, resolve, settle_size
@@ -37,6 +38,18 @@ def test_the_clipped_critic_takes_one_step_at_four_times_the_rate_at_the_cpu_siz
     for device, want in (("cpu", (1, 2e-4, 2e-4, "rmsprop")), ("cuda", (5, 5e-5, 5e-5, "rmsprop"))):
         cfg = resolve("wgan", overrides=[f"train.device={device}"])
         assert (cfg.train.n_critic, cfg.optim.lr_g, cfg.optim.lr_d, cfg.optim.name) == want
+
+
+@pytest.mark.parametrize("size", ["cpu", "paper"])
+def test_the_clipped_critic_has_batch_norm_and_the_penalised_ones_none(size):
+    # WGAN's code uses the DCGAN critic with batch norm (clipping alone shrinks its signal); a gradient
+    # penalty is per sample, which batch norm would break (Gulrajani et al. 2017, section 4)
+    def batch_norms(preset):
+        _, D = build_nets(resolve(preset, overrides=[f"model.size={size}"]).model, (1, 28, 28))[:2]
+        return sum(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules())
+
+    assert batch_norms("wgan") == batch_norms("dcgan") > 0
+    assert batch_norms("wgan-gp") == batch_norms("wgan-lp") == 0
 
 
 @pytest.mark.parametrize("preset", ["wgan-gp", "wgan-lp"])

@@ -13,7 +13,7 @@ from ..registry import did_you_mean
 from .schema import Config
 
 # a penalised critic has no batch norm (the penalty is per sample; Gulrajani et al. 2017, section 4)
-_WGAN_NETS = {"d": {"norm": "none"}}
+_PENALISED_CRITIC = {"norm": "none"}
 _PIX2PIX = {  # shared by the pix2pix and deblur presets (they differ in the data)
     "model": {"arch": "pix2pix", "z_dim": 0, "init": "normal", "init_gain": 0.02},
     "loss": {"name": "ns", "terms": {"l1": 100.0}},
@@ -47,14 +47,14 @@ PRESETS: dict[str, tuple[str, dict]] = {
     ),
     "wgan-gp": (
         "Gulrajani et al. 2017: gradient penalty (lambda 10) at per-sample interpolates, Adam(0, 0.9)",
-        {"model": {"arch": "dcgan", "d": _WGAN_NETS["d"]},
+        {"model": {"arch": "dcgan", "d": _PENALISED_CRITIC},
          "loss": {"name": "wasserstein", "penalties": {"gp": 10.0}},
          "optim": {"name": "adam", "lr_g": 1e-4, "lr_d": 1e-4, "betas": [0.0, 0.9]},
          "train": {"n_critic": 5}},
     ),
     "wgan-lp": (
         "Petzka et al. 2018: one-sided Lipschitz penalty E[max(0, |grad D| - 1)^2], lambda 10",
-        {"model": {"arch": "dcgan", "d": _WGAN_NETS["d"]},
+        {"model": {"arch": "dcgan", "d": _PENALISED_CRITIC},
          "loss": {"name": "wasserstein", "penalties": {"lp": 10.0}},
          "optim": {"name": "adam", "lr_g": 1e-4, "lr_d": 1e-4, "betas": [0.0, 0.9]},
          "train": {"n_critic": 5}},
