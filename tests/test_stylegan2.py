@@ -12,7 +12,7 @@ from torch import nn
 
 from ganforge.config import ModelConfig
 from ganforge.nets import NETS, build_nets
-from ganforge.nets.stylegan2 import (StyleConv, StyleGAN2Discriminator, StyleGAN2Generator, mix_styles,
+from ganforge.nets.stylegan2 import (DBlock, StyleConv, StyleGAN2Discriminator, StyleGAN2Generator, mix_styles,
                                     modulated_conv2d)
 from test_nets import NetFamilyChecks, pytest_generate_tests  # noqa: F401  (the hook parametrises the checks)
 
@@ -56,6 +56,60 @@ def test_modulated_conv_matches_per_sample_loop(demodulate, kernel, fused):
     # per-sample styles matter: the same weights with sample 0's styles everywhere give another result
     same = modulated_conv2d(x, weight, styles[:1].expand(3, -1), demodulate=demodulate, fused=fused)
     assert not torch.allclose(out[1:], same[1:])
+
+
+@pytest.mark.parametrize("fused", [False, True])
+@pytest.mark.parametrize("demodulate", [True, False])
+def test_modulated_conv_gain_and_bias_are_applied_after_the_convolution(demodulate, fused):
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(3, 4, 6, 6, generator=g, dtype=torch.float64)
+    weight = torch.randn(5, 4, 3, 3, generator=g, dtype=torch.float64)
+    styles = torch.rand(3, 4, generator=g, dtype=torch.float64) * 3 + 0.1
+    bias = torch.randn(5, generator=g, dtype=torch.float64)
+    out = modulated_conv2d(x, weight, styles, demodulate=demodulate, fused=fused, gain=1.7, bias=bias)
+    expected = 1.7 * _loop_reference(x, weight, styles, demodulate) + bias[:, None, None]
+    torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-10)
+
+
+def test_style_conv_is_lrelu_of_conv_noise_and_bias_times_sqrt2():
+    """The layer folds its sqrt 2 gain into the small factors; the result is the paper's formula
+    lrelu(modconv(x) + strength * noise + bias) * sqrt 2, written out here step by step."""
+    torch.manual_seed(3)
+    for rgb in (False, True):
+        layer = StyleConv(4, 5, w_dim=6, res=6, rgb=rgb).double()
+        with torch.no_grad():
+            layer.bias.normal_()
+            if not rgb:
+                layer.noise_strength.normal_()
+        x, w = torch.randn(3, 4, 6, 6, dtype=torch.float64), torch.randn(3, 6, dtype=torch.float64)
+        noise = torch.randn(3, 1, 6, 6, dtype=torch.float64)
+        styles = layer.affine(w) * layer.gain
+        conv = _loop_reference(x, layer.weight, styles, demodulate=not rgb)
+        if rgb:
+            expected = conv + layer.bias[:, None, None]
+        else:
+            pre = conv + noise * layer.noise_strength[:, None, None] + layer.bias[:, None, None]
+            expected = F.leaky_relu(pre, 0.2) * 2 ** 0.5
+        torch.testing.assert_close(layer(x, w, noise=noise), expected, rtol=1e-10, atol=1e-10)
+
+
+def test_discriminator_block_is_the_scaled_residual_sum():
+    """(conv1(pool(conv0(x))) + skip(pool(x))) / sqrt 2 with each conv lrelu(conv + b) * sqrt 2,
+    written out with plain convolutions, against the block (which folds the gains into the weights)."""
+    torch.manual_seed(4)
+    block = DBlock(4, 6).double()
+    with torch.no_grad():
+        block.conv0.bias.normal_()
+        block.conv1.bias.normal_()
+    x = torch.randn(2, 4, 8, 8, dtype=torch.float64)
+
+    def conv(m, h, act):
+        out = F.conv2d(h, m.weight / (m.weight[0].numel() ** 0.5), m.bias, padding=m.weight.shape[-1] // 2)
+        return F.leaky_relu(out, 0.2) * 2 ** 0.5 if act else out
+
+    main = conv(block.conv1, F.avg_pool2d(conv(block.conv0, x, True), 2), True)
+    expected = (main + conv(block.skip, F.avg_pool2d(x, 2), False)) / 2 ** 0.5
+    torch.testing.assert_close(block(x), expected, rtol=1e-10, atol=1e-10)
 
 
 def test_modulated_conv_refuses_wrong_style_shape():
