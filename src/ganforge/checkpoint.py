@@ -38,6 +38,7 @@ PREFIX = "ckpt-"
 from ._version import __version__
 from .atomic import pid_alive
 from .errors import CheckpointError, TrainingDiverged
+from .optim import load_optimizer_state
 
 
 def _sha256(path: Path) -> str:
@@ -342,6 +343,10 @@ def restore_run(state, ckpt: Path) -> None:
         raise CheckpointError(f"{ckpt} does not fit this model: {str(e).splitlines()[0]}") from None
     for k in STATEFUL:
         if extra.get(k):  # absent or empty: saved before the part existed, or with nothing to keep
-            getattr(state, k).load_state_dict(extra[k])
+            part = getattr(state, k)
+            if isinstance(part, torch.optim.Optimizer):
+                load_optimizer_state(part, extra[k])
+            else:
+                part.load_state_dict(extra[k])
     restore_rng(state.z_gen, extra["rng"])
     state.step, state.d_steps, state.images_seen = extra["step"], extra["d_steps"], extra["images_seen"]
