@@ -23,7 +23,7 @@ from ganforge.config import ConfigError, ModelConfig
 from ganforge.nets import NETS, build_nets
 from ganforge.nets.biggan import BigGANDiscriminator, BigGANGenerator
 from ganforge.nets.layers import (ConditionalBatchNorm2d, MinibatchStdDev, SelfAttention2d, concat_labels,
-                                  orthogonal_penalty, pack_samples)
+                                  layout_like, orthogonal_penalty, pack_samples)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -233,6 +233,37 @@ def test_minibatch_stddev_matches_hand_computation():
     assert torch.allclose(out[:, 2].flatten(), torch.tensor([g0, g1, g0, g1]), atol=1e-3)
     assert torch.allclose(MinibatchStdDev(4)(torch.ones(1, 2, 3, 3))[:, 2], torch.full((1, 3, 3), 1e-4))
     assert MinibatchStdDev(4)(torch.randn(6, 2, 3, 3)).shape == (6, 3, 3, 3)  # 6 is no multiple of 4: groups of 3
+
+
+@pytest.mark.parametrize("arch", ["resnet", "stylegan2"])
+def test_channels_last_discriminators_keep_their_layout_after_a_grey_image(arch):
+    """A one-channel image gives NCHW from the first conv whatever the weights' layout; the nets put
+    it back into the weights' layout (else every later op converts or mixes layouts), and D's output
+    is unchanged by it."""
+    _, D = _nets(arch, num_classes=0, d={"mbstd": 4})
+    x = torch.randn(8, 1, 28, 28)
+    with torch.no_grad():
+        D.eval()
+        ref = D(x)
+        D = D.to(memory_format=torch.channels_last)
+        seen = []
+        for m in D.modules():
+            if isinstance(m, nn.Conv2d) or type(m).__name__ == "EqualConv2d":
+                m.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+        out = D(x.to(memory_format=torch.channels_last))
+    wide = [t for t in seen if t.shape[1] > 1 and t.shape[2] > 1]
+    assert wide and all(t.is_contiguous(memory_format=torch.channels_last) for t in wide)
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_layout_like_follows_the_reference_only_in_channels_last_mode():
+    x = torch.randn(2, 3, 4, 4)
+    cl = torch.randn(5, 3, 3, 3).contiguous(memory_format=torch.channels_last)
+    assert layout_like(x, cl).is_contiguous(memory_format=torch.channels_last)
+    assert layout_like(x, torch.randn(5, 3, 3, 3)) is x
+    assert layout_like(x, torch.randn(5, 1, 1, 1)) is x  # ambiguous reference: left alone
+    out = MinibatchStdDev(2)(torch.randn(4, 3, 5, 5).contiguous(memory_format=torch.channels_last))
+    assert out.is_contiguous(memory_format=torch.channels_last)
 
 
 @pytest.mark.parametrize("arch", ["dcgan", "resnet"])

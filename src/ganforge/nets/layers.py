@@ -205,6 +205,18 @@ def pack_samples(x: Tensor, pack: int) -> Tensor:
     return x.reshape(x.shape[0] // pack, pack * x.shape[1], *x.shape[2:])
 
 
+def layout_like(x: Tensor, ref: Tensor) -> Tensor:
+    """``x`` in channels-last layout when ``ref`` is (the run's NHWC mode), else ``x`` as it is.
+
+    A convolution whose input has one channel (a grey image) cannot tell NHWC from NCHW and returns
+    NCHW, as do concatenations with an expanded plane; every later op then mixes layouts (a
+    conversion copy before each conv, slow mixed-layout sums in the backward pass)."""
+    if x.dim() == 4 and ref.dim() == 4 and ref.is_contiguous(memory_format=torch.channels_last) \
+            and not ref.is_contiguous():
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
 class MinibatchStdDev(nn.Module):
     """Minibatch standard deviation (Karras et al. 2018): (B, C, H, W) -> (B, C + 1, H, W).
 
@@ -230,7 +242,7 @@ class MinibatchStdDev(nn.Module):
         std = (y.pow(2).mean(0) + 1e-8).sqrt()  # (M, C, H, W), biased over the group
         s = std.mean((1, 2, 3))  # (M,)
         s = s.repeat(g).view(b, 1, 1, 1).expand(b, 1, h, w)  # (B, 1, H, W); sample i -> s[i % M]
-        return torch.cat([x, s], 1)
+        return layout_like(torch.cat([x, s], 1), x)
 
     def extra_repr(self) -> str:
         return f"group_size={self.group_size}"
@@ -344,8 +356,8 @@ class DownResBlock(nn.Module):
         if self.down:
             h, s = F.avg_pool2d(h, 2), F.avg_pool2d(s, 2)
         if self.shortcut is not None:
-            s = self.shortcut(s)
-        return h + s
+            s = self.shortcut(s)  # NCHW from a one-channel image: in h's layout for the sum
+        return h + layout_like(s, h)
 
 
 class SelfAttention2d(nn.Module):

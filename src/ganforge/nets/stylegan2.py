@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import MinibatchStdDev, image_plan, label_rows, labels, one_hot, square_size
+from .layers import MinibatchStdDev, image_plan, label_rows, labels, layout_like, one_hot, square_size
 
 ARCHITECTURES = ("skip", "resnet")
 NOISE_MODES = ("random", "const", "none")
@@ -389,7 +389,10 @@ class StyleGAN2Discriminator(nn.Module):
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         y = labels(y, self.num_classes, x.shape[0], "StyleGAN2Discriminator")
-        h = self.blocks(self.fromrgb(x))  # (B, C, base, base)
+        h = self.fromrgb(x)  # (B, C0, H, W); NCHW from a one-channel image whatever the weights' layout
+        if len(self.blocks):
+            h = layout_like(h, self.blocks[0].conv0.weight)
+        h = self.blocks(h)  # (B, C, base, base)
         if self.mbstd is not None:
             h = self.mbstd(h)  # (B, C + 1, base, base)
         h = self.fc(self.conv(h).flatten(1))  # (B, C)
