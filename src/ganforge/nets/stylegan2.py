@@ -145,7 +145,8 @@ class EqualLinear(nn.Module):
         self.gain, self.lr_mul, self.act = lr_mul / math.sqrt(in_features), lr_mul, act
 
     def forward(self, x: Tensor) -> Tensor:
-        out = F.linear(x, self.weight * self.gain, self.bias * self.lr_mul)
+        # the gain on the (B, out) product rather than on W (D's fc: W has 64 x 3136 entries)
+        out = torch.add(self.bias * self.lr_mul, F.linear(x, self.weight), alpha=self.gain)
         return _lrelu(out) if self.act else out
 
 
