@@ -112,6 +112,22 @@ def test_discriminator_block_is_the_scaled_residual_sum():
     torch.testing.assert_close(block(x), expected, rtol=1e-10, atol=1e-10)
 
 
+def test_orig_discriminator_has_no_shortcuts_and_plain_blocks():
+    torch.manual_seed(5)
+    D = StyleGAN2Discriminator((1, 28, 28), **TINY_D, architecture="orig")
+    assert all(b.skip is None for b in D.blocks) and D(torch.randn(3, 1, 28, 28)).shape == (3,)
+    block = DBlock(4, 6, residual=False).double()
+    x = torch.randn(2, 4, 8, 8, dtype=torch.float64)
+
+    def conv(m, h):
+        out = F.conv2d(h, m.weight / (m.weight[0].numel() ** 0.5), m.bias, padding=m.weight.shape[-1] // 2)
+        return F.leaky_relu(out, 0.2) * 2 ** 0.5
+
+    torch.testing.assert_close(block(x), conv(block.conv1, F.avg_pool2d(conv(block.conv0, x), 2)))
+    with pytest.raises(ValueError, match="unknown architecture"):
+        StyleGAN2Discriminator((1, 28, 28), **TINY_D, architecture="skip")
+
+
 def test_modulated_conv_refuses_wrong_style_shape():
     with pytest.raises(ValueError, match=r"styles must have shape \(2, 4\)"):
         modulated_conv2d(torch.zeros(2, 4, 5, 5), torch.zeros(3, 4, 3, 3), torch.zeros(2, 3))

@@ -30,7 +30,8 @@ G = mapping + synthesis.
 
 D (residual, paper config E/F): fromRGB 1x1 -> per halving: conv3x3 - avgpool 2 - conv3x3 plus an
    avgpool - conv1x1 shortcut, the sum scaled by 1/sqrt 2 (pooling before the second conv instead
-   of the paper's blur + stride-2 conv: 4x cheaper and simple) -> minibatch std (Karras et al.
+   of the paper's blur + stride-2 conv: 4x cheaper and simple); ``architecture="orig"`` drops the
+   shortcuts (the plain D StyleGAN2-ADA trains CIFAR-10 with) -> minibatch std (Karras et al.
    2018, ``layers.MinibatchStdDev``) -> conv3x3 -> fc -> fc to one logit; with num_classes > 0 a
    projection (Miyato & Koyama 2018): logit + <embed[y], h> / sqrt(C) on the penultimate features.
 
@@ -56,6 +57,7 @@ from torch import Tensor, nn
 from .layers import MinibatchStdDev, image_plan, label_rows, labels, layout_like, one_hot, square_size
 
 ARCHITECTURES = ("skip", "resnet")
+D_ARCHITECTURES = ("resnet", "orig")
 NOISE_MODES = ("random", "const", "none")
 SQRT2 = math.sqrt(2.0)
 
@@ -352,19 +354,20 @@ class StyleGAN2Generator(nn.Module):
 
 
 class DBlock(nn.Module):
-    """Residual down block: conv3x3 - avgpool - conv3x3 plus avgpool - conv1x1, sum / sqrt 2."""
+    """Down block: conv3x3 - avgpool - conv3x3; ``residual`` (paper config E/F) adds avgpool - conv1x1
+    of the input and scales the sum by 1 / sqrt 2 ("orig" D: no shortcut)."""
 
-    def __init__(self, in_ch: int = 64, out_ch: int = 64):
+    def __init__(self, in_ch: int = 64, out_ch: int = 64, residual: bool = True):
         super().__init__()
+        scale = 1 / SQRT2 if residual else 1.0  # the sum's 1 / sqrt 2, on each branch
         self.conv0 = EqualConv2d(in_ch, in_ch, 3)
-        self.conv1 = EqualConv2d(in_ch, out_ch, 3, scale=1 / SQRT2)  # the sum's 1 / sqrt 2, on each branch
-        self.skip = EqualConv2d(in_ch, out_ch, 1, bias=False, act=False, scale=1 / SQRT2)
+        self.conv1 = EqualConv2d(in_ch, out_ch, 3, scale=scale)
+        self.skip = EqualConv2d(in_ch, out_ch, 1, bias=False, act=False, scale=scale) if residual else None
 
     def forward(self, x: Tensor) -> Tensor:
         # (B, in_ch, H, W) -> (B, out_ch, H/2, W/2)
-        y = self.skip(F.avg_pool2d(x, 2))
-        x = self.conv1(F.avg_pool2d(self.conv0(x), 2))
-        return x + y
+        out = self.conv1(F.avg_pool2d(self.conv0(x), 2))
+        return out if self.skip is None else out + self.skip(F.avg_pool2d(x, 2))
 
 
 class StyleGAN2Discriminator(nn.Module):
@@ -372,15 +375,19 @@ class StyleGAN2Discriminator(nn.Module):
                  num_classes: int = 0,  # classes K; > 0: projection on a class embedding
                  channel_base: int = 512,  # channels at res r: min(channel_base // r, channel_max) (paper: 32768)
                  channel_max: int = 64,  # (paper: 512)
-                 mbstd: int = 4):  # minibatch-stddev group size; 0 = off (paper: 4)
+                 mbstd: int = 4,  # minibatch-stddev group size; 0 = off (paper: 4)
+                 architecture: str = "resnet"):  # resnet (paper config E/F) | orig (no shortcuts: cheaper)
         super().__init__()
+        if architecture not in D_ARCHITECTURES:
+            raise ValueError(f"unknown architecture '{architecture}'; choose from {', '.join(D_ARCHITECTURES)}")
         size = square_size(in_shape, "StyleGAN2")
         base, n = image_plan(size, "StyleGAN2")
         self.in_shape, self.num_classes = tuple(in_shape), num_classes
         resolutions = [size // 2 ** i for i in range(n + 1)]  # size, ..., base
         ch = [channels(r, channel_base, channel_max) for r in resolutions]
         self.fromrgb = EqualConv2d(in_shape[0], ch[0], 1)
-        self.blocks = nn.Sequential(*(DBlock(ch[i], ch[i + 1]) for i in range(n)))  # -> (B, ch[-1], base, base)
+        self.blocks = nn.Sequential(*(DBlock(ch[i], ch[i + 1], architecture == "resnet")
+                                      for i in range(n)))  # -> (B, ch[-1], base, base)
         self.mbstd = MinibatchStdDev(mbstd) if mbstd > 0 else None
         c = ch[-1]
         self.conv = EqualConv2d(c + int(mbstd > 0), c, 3)
