@@ -63,6 +63,15 @@ def test_the_penalised_critics_take_one_faster_step_with_layer_norm_at_the_cpu_s
     assert resolve(preset, overrides=["train.device=cpu", "model.d.norm=none"]).model.d["norm"] == "none"
 
 
+def test_stylegan2_trains_without_path_length_or_mixing_at_batch_16_at_the_cpu_size_only():
+    cpu, paper = (resolve("stylegan2", overrides=[f"train.device={d}"]) for d in ("cpu", "cuda"))
+    assert (cpu.loss.terms, cpu.model.g["mixing_prob"], cpu.train.batch_size) == ({"pl": 0.0}, 0.0, 16)
+    assert cpu.model.g["channel_base"] == cpu.model.d["channel_base"] == 448
+    assert (paper.loss.terms, paper.model.g["mixing_prob"], paper.train.batch_size) == ({"pl": 2.0}, 0.9, 32)
+    mine = resolve("stylegan2", overrides=["train.device=cpu", "loss.terms.pl=2", "model.g.mixing_prob=0.9"])
+    assert (mine.loss.terms, mine.model.g["mixing_prob"], mine.train.batch_size) == ({"pl": 2.0}, 0.9, 16)
+
+
 def test_acgan_halves_its_class_term_at_the_cpu_size_only():
     assert resolve("acgan", overrides=["train.device=cpu"]).loss.terms == {"aux": 0.5}
     assert resolve("acgan", overrides=["train.device=cuda"]).loss.terms == {"aux": 1.0}
