@@ -46,6 +46,7 @@ from ganforge.metrics.image import bicubic_upscale, psnr, ssim
 from ganforge.metrics.modes import mode_metrics
 from ganforge.model_folder import save_model_folder
 from ganforge.metrics.timeseries import predictive_score
+from ganforge.optim import implementation as optimizer_kernel
 from ganforge.nets import sample_latent
 from ganforge.perceptual import FeatureDistance
 from ganforge.project import project
@@ -61,7 +62,7 @@ RESULT_FILE = "result.json"  # what a finished training session writes into its 
 
 __all__ = [  # the ganforge names the benchmark files take from here
     "FeatureDistance", "FmnistNet", "MIXTURES", "Reporter", "TrainedGenerator", "append_metrics", "build_dataset",
-    "cpu_native_bf16", "evaluate",
+    "cpu_native_bf16", "evaluate", "optimizer_kernel",
     "load_reference", "project", "validate", "write_fake_run", "bicubic_upscale", "build_state", "compute", "fid_from_features",
     "conditional_results", "evaluate_generator", "get_feature_extractor", "latest_checkpoint",
     "list_checkpoints", "load", "load_checkpoint", "load_config_pairs", "load_split", "mode_metrics",

@@ -44,9 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from ganforge.optim import implementation
-
-from .common import Reporter, build_state, cli, finish, header, make_parser, resolve, train_step
+from .common import Reporter, build_state, cli, finish, header, make_parser, optimizer_kernel, resolve, train_step
 
 aten = torch.ops.aten
 CONV = {aten.convolution.default, aten._convolution.default}
@@ -185,9 +183,9 @@ class HandLoop:
         self.G, self.D, self.images = G, D, images
         # torch's fused Adam kernel where the framework uses it too: the same update work on both sides
         self.opt_g = torch.optim.Adam(G.parameters(), lr=o.lr_g, betas=tuple(o.betas), weight_decay=o.weight_decay,
-                                      **implementation(list(G.parameters()), fused=True))
+                                      **optimizer_kernel(list(G.parameters()), fused=True))
         self.opt_d = torch.optim.Adam(D.parameters(), lr=o.lr_d, betas=tuple(o.betas), weight_decay=o.weight_decay,
-                                      **implementation(list(D.parameters()), fused=True))
+                                      **optimizer_kernel(list(D.parameters()), fused=True))
         self.B, self.n_critic, self.z_dim = c.train.batch_size, c.train.n_critic, c.model.z_dim
         self.wasserstein, self.gp = c.loss.name == "wasserstein", float(c.loss.penalties.get("gp", 0.0))
         self.gen = torch.Generator().manual_seed(seed)

@@ -67,7 +67,8 @@ SIZES: dict[str, dict[str, dict]] = {
               "paper": {"model": {"g": {"width": 256}, "d": {"width": 256}}, "train": {"batch_size": 256}}},
     # StyleGAN2 at the setting StyleGAN2-ADA trains CIFAR-10 with (no path-length term, no style mixing),
     # batch 16, and channels in multiples of 16 (64 / 32 / 16 at 7 / 14 / 28 px, which oneDNN runs faster);
-    # at 10 CPU-minutes FID 54.7 against 85.7 (BENCHMARKS section 18). The paper size keeps both regularisers
+    # at 10 CPU-minutes FID 56 to 62 in four runs of the defaults against 85.7 (BENCHMARKS section 18). The
+    # paper size keeps both regularisers
     "stylegan2": {"cpu": {"model": {"g": {"channel_base": 448, "mixing_prob": 0.0}, "d": {"channel_base": 448}},
                           "loss": {"terms": {"pl": 0.0}}, "train": {"batch_size": 16}},
                   "paper": {"model": {"g": {"w_dim": 512, "map_depth": 8, "channel_base": 32768, "channel_max": 512},
