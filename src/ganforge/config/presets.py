@@ -118,8 +118,9 @@ PRESETS: dict[str, tuple[str, dict]] = {
          "optim": {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]}},
     ),
     "stylegan2": (
-        "Karras et al. 2020, CPU-sized: mapping net, modulated convs, noise, skip G, residual D with minibatch "
-        "std; non-saturating loss, lazy R1 (every 16), lazy path length (2, every 4), style mixing 0.9, EMA",
+        "Karras et al. 2020: mapping net, modulated convs, noise, skip G, residual D with minibatch std; "
+        "non-saturating loss, lazy R1 (every 16), lazy path length (2, every 4), style mixing 0.9, EMA "
+        "(the CPU size drops path length and mixing)",
         {"model": {"arch": "stylegan2", "z_dim": 128, "init": "default", "g": {"mixing_prob": 0.9}},
          "loss": {"name": "ns", "penalties": {"r1": 0.01}, "penalty_every": 16, "terms": {"pl": 2.0},
                   "pl_every": 4},
