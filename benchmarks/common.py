@@ -46,7 +46,7 @@ from ganforge.metrics.image import bicubic_upscale, psnr, ssim
 from ganforge.metrics.modes import mode_metrics
 from ganforge.model_folder import save_model_folder
 from ganforge.metrics.timeseries import predictive_score
-from ganforge.optim import implementation as optimizer_kernel
+from ganforge.optim import optimizer_kernel
 from ganforge.nets import sample_latent
 from ganforge.perceptual import FeatureDistance
 from ganforge.project import project

@@ -182,10 +182,11 @@ class HandLoop:
                              "wasserstein loss and at most a gradient penalty, without extras")
         self.G, self.D, self.images = G, D, images
         # torch's fused Adam kernel where the framework uses it too: the same update work on both sides
-        self.opt_g = torch.optim.Adam(G.parameters(), lr=o.lr_g, betas=tuple(o.betas), weight_decay=o.weight_decay,
-                                      **optimizer_kernel(list(G.parameters()), fused=True))
-        self.opt_d = torch.optim.Adam(D.parameters(), lr=o.lr_d, betas=tuple(o.betas), weight_decay=o.weight_decay,
-                                      **optimizer_kernel(list(D.parameters()), fused=True))
+        pg, pd = list(G.parameters()), list(D.parameters())
+        self.opt_g = torch.optim.Adam(pg, lr=o.lr_g, betas=tuple(o.betas), weight_decay=o.weight_decay,
+                                      **optimizer_kernel(pg, fused=True))
+        self.opt_d = torch.optim.Adam(pd, lr=o.lr_d, betas=tuple(o.betas), weight_decay=o.weight_decay,
+                                      **optimizer_kernel(pd, fused=True))
         self.B, self.n_critic, self.z_dim = c.train.batch_size, c.train.n_critic, c.model.z_dim
         self.wasserstein, self.gp = c.loss.name == "wasserstein", float(c.loss.penalties.get("gp", 0.0))
         self.gen = torch.Generator().manual_seed(seed)

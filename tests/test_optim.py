@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ganforge.config import OptimConfig
-from ganforge.optim import OPTIMIZERS, implementation, load_optimizer_state
+from ganforge.optim import OPTIMIZERS, load_optimizer_state, optimizer_kernel
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -50,10 +50,10 @@ def test_registered_optimizers_use_a_multi_tensor_kernel_with_the_same_update(na
 
 
 def test_no_multi_tensor_kernel_for_devices_or_dtypes_it_does_not_cover():
-    assert implementation([]) == {}
-    assert implementation([nn.Parameter(torch.zeros(2, device="meta"))], fused=True) == {}
-    assert implementation([nn.Parameter(torch.zeros(2))], fused=True) == {"fused": True}
-    assert implementation([nn.Parameter(torch.zeros(2))]) == {"foreach": True}
+    assert optimizer_kernel([]) == {}
+    assert optimizer_kernel([nn.Parameter(torch.zeros(2, device="meta"))], fused=True) == {}
+    assert optimizer_kernel([nn.Parameter(torch.zeros(2))], fused=True) == {"fused": True}
+    assert optimizer_kernel([nn.Parameter(torch.zeros(2))]) == {"foreach": True}
 
 
 def test_loaded_state_keeps_the_kernel_of_the_optimizer_it_goes_into():

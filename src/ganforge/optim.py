@@ -11,7 +11,7 @@ from .registry import Registry
 OPTIMIZERS = Registry("optimizer", check=callable)
 
 
-def implementation(params: list, fused: bool = False) -> dict:
+def optimizer_kernel(params: list, fused: bool = False) -> dict:
     """torch's multi-tensor update for parameters on a CPU or CUDA device: Adam's ``fused`` kernel
     (one pass over all tensors: about 4x faster than the per-tensor loop torch uses on a CPU for a
     StyleGAN2 pair) or ``foreach``; {} (torch's choice) on other devices. The update is the same
@@ -25,21 +25,21 @@ def implementation(params: list, fused: bool = False) -> dict:
 def _adam(params, lr: float, cfg) -> torch.optim.Optimizer:
     params = list(params)
     return torch.optim.Adam(params, lr=lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay,
-                            **implementation(params, fused=True))
+                            **optimizer_kernel(params, fused=True))
 
 
 @OPTIMIZERS.register("rmsprop", help="RMSprop, as in WGAN (Arjovsky et al. 2017)")
 def _rmsprop(params, lr: float, cfg) -> torch.optim.Optimizer:
     params = list(params)
     return torch.optim.RMSprop(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                               **implementation(params))
+                               **optimizer_kernel(params))
 
 
 @OPTIMIZERS.register("sgd", help="stochastic gradient descent with optional momentum")
 def _sgd(params, lr: float, cfg) -> torch.optim.Optimizer:
     params = list(params)
     return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                           **implementation(params))
+                           **optimizer_kernel(params))
 
 
 def load_optimizer_state(opt: torch.optim.Optimizer, state: dict) -> None:
