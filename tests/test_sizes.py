@@ -66,6 +66,7 @@ def test_the_penalised_critics_take_one_faster_step_with_layer_norm_at_the_cpu_s
 def test_stylegan2_trains_without_path_length_or_mixing_at_batch_16_at_the_cpu_size_only():
     cpu, paper = (resolve("stylegan2", overrides=[f"train.device={d}"]) for d in ("cpu", "cuda"))
     assert (cpu.loss.terms, cpu.model.g["mixing_prob"], cpu.train.batch_size) == ({"pl": 0.0}, 0.0, 16)
+    assert (cpu.optim.lr_g, cpu.optim.lr_d, paper.optim.lr_g, paper.optim.lr_d) == (1e-2, 1e-2, 2e-3, 2e-3)
     assert cpu.model.g["channel_base"] == cpu.model.d["channel_base"] == 448
     assert (paper.loss.terms, paper.model.g["mixing_prob"], paper.train.batch_size) == ({"pl": 2.0}, 0.9, 32)
     mine = resolve("stylegan2", overrides=["train.device=cpu", "loss.terms.pl=2", "model.g.mixing_prob=0.9"])

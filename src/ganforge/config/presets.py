@@ -120,7 +120,7 @@ PRESETS: dict[str, tuple[str, dict]] = {
     "stylegan2": (
         "Karras et al. 2020: mapping net, modulated convs, noise, skip G, residual D with minibatch std; "
         "non-saturating loss, lazy R1 (every 16), lazy path length (2, every 4), style mixing 0.9, EMA "
-        "(the CPU size drops path length and mixing)",
+        "(the CPU size drops path length and mixing and trains at 1e-2)",
         {"model": {"arch": "stylegan2", "z_dim": 128, "init": "default", "g": {"mixing_prob": 0.9}},
          "loss": {"name": "ns", "penalties": {"r1": 0.01}, "penalty_every": 16, "terms": {"pl": 2.0},
                   "pl_every": 4},
