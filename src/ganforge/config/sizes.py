@@ -69,8 +69,8 @@ SIZES: dict[str, dict[str, dict]] = {
     # batch 16, and channels in multiples of 16 (64 / 32 / 16 at 7 / 14 / 28 px, which oneDNN runs faster).
     # Adam at 1e-2 for G and D instead of the paper's 2e-3: with the equalised learning rate a stored weight
     # is N(0, 1), so a step moves it by about lr of its scale; 1e-2 is the 1 % per step DCGAN's 2e-4 on
-    # N(0, 0.02) weights makes, which a run of minutes needs. At 10 CPU-minutes FID 20.9 against 64.2 at
-    # 3e-3 and 56 to 62 at 2e-3 (BENCHMARKS section 18). The paper size keeps both regularisers and 2e-3
+    # N(0, 0.02) weights makes, which a run of minutes needs. At 10 CPU-minutes FID 18 to 32 in three seeds
+    # against 56 to 62 at 2e-3 (BENCHMARKS section 18). The paper size keeps both regularisers and 2e-3
     "stylegan2": {"cpu": {"model": {"g": {"channel_base": 448, "mixing_prob": 0.0}, "d": {"channel_base": 448}},
                           "loss": {"terms": {"pl": 0.0}}, "train": {"batch_size": 16},
                           "optim": {"lr_g": 1e-2, "lr_d": 1e-2}},
