@@ -87,6 +87,15 @@ def test_the_mlp_gans_keep_an_ema_of_g_at_the_cpu_size_only(preset):
     assert (paper.model.g, paper.model.d, paper.optim) == (cpu.model.g, cpu.model.d, cpu.optim)  # same nets
 
 
+def test_projection_takes_larger_adam_steps_and_an_ema_of_g_at_the_cpu_size_only():
+    paper, cpu = (resolve("projection", overrides=[f"train.device={d}"]) for d in ("cuda", "cpu"))
+    assert (cpu.optim.lr_g, cpu.optim.lr_d, cpu.optim.betas, cpu.train.ema) == (8e-4, 8e-4, [0.5, 0.999], 0.999)
+    assert (paper.optim.lr_g, paper.optim.lr_d, paper.optim.betas, paper.train.ema) == (2e-4, 2e-4, [0.0, 0.9], 0.0)
+    assert (cpu.train.n_critic, cpu.train.batch_size, cpu.model.g["width"]) == (1, 32, 32)
+    sngan = resolve("sngan", overrides=["train.device=cpu"])  # the other SN-ResNet preset keeps SNGAN's rate
+    assert (sngan.optim.lr_g, sngan.train.ema) == (2e-4, 0.0)
+
+
 def test_keys_the_user_sets_win_over_either_size(tmp_path):
     cfg = resolve("sngan", overrides=["model.size=cpu", "train.n_critic=3", "model.g.width=16"])
     assert cfg.train.n_critic == 3 and cfg.model.g == {"width": 16} and cfg.model.d == {"width": 32}
