@@ -34,10 +34,11 @@ def test_a_known_device_settles_the_size_in_resolve():
     assert resolve("wgan", overrides=["train.device=cuda", "model.size=cpu"]).train.n_critic == 1
 
 
-def test_the_clipped_critic_takes_one_step_at_four_times_the_rate_at_the_cpu_size():
-    for device, want in (("cpu", (1, 2e-4, 2e-4, "rmsprop")), ("cuda", (5, 5e-5, 5e-5, "rmsprop"))):
+def test_the_clipped_critic_takes_one_step_at_four_times_the_rate_and_a_wider_clip_at_the_cpu_size():
+    for device, want in (("cpu", (1, 2e-4, 2e-4, "rmsprop", 0.02)), ("cuda", (5, 5e-5, 5e-5, "rmsprop", 0.01))):
         cfg = resolve("wgan", overrides=[f"train.device={device}"])
-        assert (cfg.train.n_critic, cfg.optim.lr_g, cfg.optim.lr_d, cfg.optim.name) == want
+        assert (cfg.train.n_critic, cfg.optim.lr_g, cfg.optim.lr_d, cfg.optim.name, cfg.loss.clip) == want
+    assert resolve("wgan", overrides=["train.device=cpu", "loss.clip=0.01"]).loss.clip == 0.01
 
 
 @pytest.mark.parametrize("size", ["cpu", "paper"])
