@@ -28,7 +28,7 @@ _SN_CPU = {**_W32, "train": {"n_critic": 1, "batch_size": 32}, "optim": {"betas"
 _MLP_CPU = {"train": {"ema": 0.999}}  # the MLP GANs: an EMA of G (see SIZES)
 # WGAN (weight clipping, batch-norm critic): one critic step at four times the paper's RMSprop rate, and
 # weights clipped to 0.02 instead of 0.01; at 10 CPU-minutes FID 58.7 and 62.0 in two runs at 2e-4 against
-# 73.9 at 1e-4, and 56.4 / 51.3 (seeds 0 / 1) with the wider clip against 62.0 / 69.3 (BENCHMARKS section 18)
+# 73.9 at 1e-4, and 51.3 to 59.6 in three seeds with the wider clip against 62.0 / 69.3 (BENCHMARKS section 18)
 _WGAN_CPU = {**_W32, "loss": {"clip": 0.02}, "train": {"n_critic": 1}, "optim": {"lr_g": 2e-4, "lr_d": 2e-4}}
 # WGAN-GP / -LP: a layer-normed critic (the WGAN-GP paper's advice for a penalised critic), one critic step
 # with Adam(0.5, 0.9) at 2e-4 for G and 4e-4 for D, batch 32; at 10 CPU-minutes WGAN-GP went from FID 82
@@ -60,7 +60,7 @@ SIZES: dict[str, dict[str, dict]] = {
     "sngan": {"cpu": _SN_CPU, "paper": {"model": {"g": {"width": 256}, "d": {"width": 128}}}},
     # projection: Adam at 8e-4 for G and D (four times SNGAN's one-step rate: a run of minutes needs larger
     # steps) and an EMA of G; at 10 CPU-minutes FID 27.8 / 14.7 / 11.7 in three seeds at 8e-4 against 34.6 at
-    # 2e-4, and 20.2 against 27.8 with the EMA (seed 0; BENCHMARKS section 18)
+    # 2e-4, and 20.3 / 10.5 / 7.9 / 9.8 in four seeds with the EMA (BENCHMARKS section 18)
     "projection": {"cpu": {**_SN_CPU, "optim": {"lr_g": 8e-4, "lr_d": 8e-4, "betas": [0.5, 0.999]},
                            "train": {**_SN_CPU["train"], "ema": 0.999}},
                    "paper": {"model": {"g": {"width": 256}, "d": {"width": 128}}}},
