@@ -61,7 +61,7 @@ SIZES: dict[str, dict[str, dict]] = {
     # projection: Adam at 8e-4 for G and D (four times SNGAN's one-step rate: a run of minutes needs larger
     # steps) and an EMA of G; at 10 CPU-minutes FID 27.8 / 14.7 / 11.7 in three seeds at 8e-4 against 34.6 at
     # 2e-4, and 20.3 / 10.5 / 7.9 / 9.8 in four seeds with the EMA (BENCHMARKS section 18)
-    "projection": {"cpu": {**_SN_CPU, "optim": {"lr_g": 8e-4, "lr_d": 8e-4, "betas": [0.5, 0.999]},
+    "projection": {"cpu": {**_SN_CPU, "optim": {**_SN_CPU["optim"], "lr_g": 8e-4, "lr_d": 8e-4},
                            "train": {**_SN_CPU["train"], "ema": 0.999}},
                    "paper": {"model": {"g": {"width": 256}, "d": {"width": 128}}}},
     # BigGAN at width 32, batch 32, one D step, SAGAN's TTUR rates (BigGAN's 5e-5 for G is too slow
