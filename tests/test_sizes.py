@@ -3,6 +3,7 @@
 import pytest
 import torch
 import yaml
+from torch.nn.utils import parametrize
 
 from ganforge.config import PRESETS, SIZES, ConfigError, apply_size, resolve, settle_size
 from ganforge.nets import build_nets, count_params
@@ -95,6 +96,25 @@ def test_projection_takes_larger_adam_steps_and_an_ema_of_g_at_the_cpu_size_only
     assert (cpu.train.n_critic, cpu.train.batch_size, cpu.model.g["width"]) == (1, 32, 32)
     sngan = resolve("sngan", overrides=["train.device=cpu"])  # the other SN-ResNet preset keeps SNGAN's rate
     assert (sngan.optim.lr_g, sngan.train.ema) == (2e-4, 0.0)
+
+
+
+def _sn_layers(net) -> int:
+    return sum(parametrize.is_parametrized(m, "weight") for m in net.modules())
+
+
+@pytest.mark.parametrize("preset", ["biggan"])
+def test_biggan_drops_gs_spectral_norm_and_takes_larger_steps_at_the_cpu_size_only(preset):
+    paper, cpu = (resolve(preset, overrides=[f"train.device={d}"]) for d in ("cuda", "cpu"))
+    assert (cpu.optim.lr_g, cpu.optim.lr_d, cpu.optim.betas, cpu.train.ema) == (8e-4, 8e-4, [0.5, 0.999], 0.999)
+    assert (paper.optim.lr_g, paper.optim.lr_d) == {"sagan": (1e-4, 4e-4), "biggan": (5e-5, 2e-4)}[preset]
+    nets = {}
+    for size, cfg in (("paper", paper), ("cpu", cpu)):
+        cfg.model.g["width"] = cfg.model.d["width"] = 16  # the spectral norm is what is checked, not the widths
+        G, D, _, _ = build_nets(cfg.model, (1, 28, 28), 10)
+        nets[size] = _sn_layers(G), _sn_layers(D)
+    assert nets["cpu"][0] == 0 < nets["paper"][0]  # G: none at the CPU size, on every layer at the paper size
+    assert nets["cpu"][1] == nets["paper"][1] > 0  # D keeps it at both
 
 
 def test_keys_the_user_sets_win_over_either_size(tmp_path):
