@@ -103,11 +103,13 @@ def _sn_layers(net) -> int:
     return sum(parametrize.is_parametrized(m, "weight") for m in net.modules())
 
 
-@pytest.mark.parametrize("preset", ["biggan"])
-def test_biggan_drops_gs_spectral_norm_and_takes_larger_steps_at_the_cpu_size_only(preset):
+@pytest.mark.parametrize("preset", ["sagan", "biggan"])
+def test_sagan_and_biggan_drop_gs_spectral_norm_and_take_larger_steps_at_the_cpu_size_only(preset):
     paper, cpu = (resolve(preset, overrides=[f"train.device={d}"]) for d in ("cuda", "cpu"))
     assert (cpu.optim.lr_g, cpu.optim.lr_d, cpu.optim.betas, cpu.train.ema) == (8e-4, 8e-4, [0.5, 0.999], 0.999)
     assert (paper.optim.lr_g, paper.optim.lr_d) == {"sagan": (1e-4, 4e-4), "biggan": (5e-5, 2e-4)}[preset]
+    assert cpu.model.init == "orthogonal"  # BigGAN's own; SAGAN's Xavier at the paper size
+    assert paper.model.init == {"sagan": "xavier", "biggan": "orthogonal"}[preset]
     nets = {}
     for size, cfg in (("paper", paper), ("cpu", cpu)):
         cfg.model.g["width"] = cfg.model.d["width"] = 16  # the spectral norm is what is checked, not the widths
