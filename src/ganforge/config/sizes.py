@@ -67,16 +67,16 @@ SIZES: dict[str, dict[str, dict]] = {
                    "paper": {"model": {"g": {"width": 256}, "d": {"width": 128}}}},
     # BigGAN at width 32, batch 32 and one D step, with the larger steps and G without spectral norm (D keeps
     # it; the preset's EMA of G stays). With G's spectral norm the larger steps diverge in some seeds (seed 1:
-    # FID 57.5 at 5 CPU-minutes, 100.2 at 10); without it, at 10 CPU-minutes FID 9.6 / 17.4 in seeds 0 / 1
-    # against 94.2 with SAGAN's TTUR rates (1e-4 / 4e-4, G's spectral norm kept; BENCHMARKS section 18)
+    # FID 57.5 at 5 CPU-minutes, 100.2 at 10); without it, at 10 CPU-minutes FID 9.0 / 17.4 / 17.7 in seeds
+    # 0 to 2 against 94.2 with SAGAN's TTUR rates (1e-4 / 4e-4, G's spectral norm kept; BENCHMARKS section 18)
     "biggan": {"cpu": {"model": {"g": {"width": 32, "sn": False}, "d": {"width": 32}},
                        "train": {"n_critic": 1, "batch_size": 32}, "optim": _LARGE_STEPS},
                "paper": {"model": {"g": {"width": 256}, "d": {"width": 256}}}},
     # SAGAN (its nets are CPU-sized already) at batch 32 with what BigGAN's CPU size has: the larger steps, G
     # without spectral norm, an EMA of G, and BigGAN's orthogonal initialisation instead of Xavier's. With G's
     # spectral norm the larger steps cost G its variety (recall 0.000, FID 131.7); without it, at 10
-    # CPU-minutes FID 17.7 / 36.2 in seeds 0 / 1 with Xavier's init and 15.1 (seed 1) with the orthogonal one,
-    # against 97.0 and 71.6 at SAGAN's TTUR rates (BENCHMARKS section 18)
+    # CPU-minutes FID 17.7 / 36.2 in seeds 0 / 1 with Xavier's init, and 14.3 / 15.1 / 10.2 / 10.4 in seeds 0
+    # to 3 with the orthogonal one, against 97.0 and 71.6 at SAGAN's TTUR rates (BENCHMARKS section 18)
     "sagan": {"cpu": {"model": {"init": "orthogonal", "g": {"sn": False}}, "train": {"batch_size": 32, "ema": 0.999},
                       "optim": _LARGE_STEPS},
               "paper": {"model": {"g": {"width": 256}, "d": {"width": 256}}, "train": {"batch_size": 256}}},
