@@ -172,6 +172,22 @@ def test_sample_on_a_folder_that_is_not_a_run(capsys, tmp_path):
     assert not (tmp_path / "x.png").exists()
 
 
+@pytest.mark.parametrize("argv", [["eval", "{missing}"], ["sample", "{missing}"], ["train", "--resume", "{missing}"],
+                                  ["export", "{missing}", "-o", "{tmp}/g.onnx"]])
+def test_a_missing_run_folder_is_one_error_before_torch_is_imported_and_is_not_created(tmp_path, argv):
+    """A mistyped run folder is answered at once (no torch import) and left uncreated (eval used to
+    make the folder it was going to write its JSON into, then fail)."""
+    missing = tmp_path / "no-such-run"
+    argv = [a.format(missing=missing, tmp=tmp_path) for a in argv]
+    code = ("import sys, ganforge.cli as c\n"
+            f"rc = c.main({argv!r})\n"
+            "print(rc, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["2", "False"], out.stderr
+    assert _one_line_error(out.stderr) == f"error: run folder not found: {missing}"
+    assert not missing.exists() and list(tmp_path.iterdir()) == []
+
+
 def test_sample_rejects_n_below_one(cli_run, capsys):
     run = cli_run("train.steps=1")
     assert main(["sample", str(run), "--n", "0"]) == 2

@@ -462,6 +462,16 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     return f"warning: {message}\n"
 
 
+def _missing_folder(args) -> str | None:
+    """The run or model folder named on the command line, when it does not exist (hf:// models are
+    fetched later)."""
+    for name in ("run_dir", "resume"):
+        folder = getattr(args, name, None)
+        if folder and not str(folder).startswith("hf://") and not Path(folder).exists():
+            return f"run folder not found: {folder}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     import warnings
     warnings.formatwarning = _one_line_warning  # a user sees "warning: ...", not source lines
@@ -473,6 +483,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if getattr(args, "n", 1) is not None and getattr(args, "n", 1) < 1:
         print("error: --n must be at least 1", file=sys.stderr)
+        return 2
+    missing = _missing_folder(args)
+    if missing:  # before the commands import torch: a mistyped path is answered at once
+        print(f"error: {missing}", file=sys.stderr)
         return 2
     try:
         return args.func(args)
