@@ -24,7 +24,7 @@ ROOT = Path(common.__file__).resolve().parents[1]
 TINY = ["model.arch=mlp", "model.z_dim=4", "model.g.hidden=16", "model.d.hidden=16", "train.batch_size=32",
         "train.device=cpu", "train.threads=1"]
 MODULES = ["toy", "quality", "speed", "floor", "stacked", "conditional", "i2i", "reliability", "soak", "finetune",
-           "semi", "stargan", "sequence", "precision"]
+           "semi", "stargan", "sequence", "precision", "feedback"]
 
 
 def _bench(module: str, *args: str, log: Path) -> subprocess.Popen:
@@ -230,3 +230,15 @@ def test_the_toy_protocol_keeps_the_published_critic_steps_on_a_cpu():
 
     cfg = resolve("wgan-gp", overrides=[*TOY_COMMON, *TOY_PRESET["wgan-gp"], "data.name=grid25", "train.device=cpu"])
     assert cfg.train.n_critic == 5 and cfg.model.size == "paper"
+
+
+def test_feedback_benchmark_times_a_mistake_and_checks_its_one_line_answer(tmp_path):
+    from benchmarks.feedback import feedback_cases, feedback_table, time_case
+    cases = {c["case"]: c for c in feedback_cases(tmp_path)}
+    row = time_case(cases["missing run folder (eval)"], repeats=2)
+    assert row["ok"] and row["exit"] == 2 and row["repeats"] == 2
+    assert row["first_line"] == f"error: run folder not found: {tmp_path / 'no-such-run'}"
+    assert 0 < row["median_s"] <= row["max_s"] < 60
+    wrong = time_case({**cases["unknown preset"], "expect": 0}, repeats=1)  # a case that answers otherwise
+    assert not wrong["ok"] and wrong["exit"] == 2
+    assert "(unexpected)" in feedback_table([row, wrong]).splitlines()[-1]
