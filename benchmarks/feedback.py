@@ -36,7 +36,8 @@ def time_case(case: dict, repeats: int) -> dict:
         res = run_child(case["argv"], timeout=300, check=False)
         seconds.append(time.perf_counter() - t0)
     errors = [ln for ln in res.stderr.splitlines() if ln.strip()]
-    ok = res.returncode == case["expect"] and (case["expect"] == 0 or (len(errors) == 1 and errors[0].startswith("error:")))
+    one_error_line = len(errors) == 1 and errors[0].startswith("error:")
+    ok = res.returncode == case["expect"] and (case["expect"] == 0 or one_error_line)
     return {"case": case["case"], "command": quote(case["argv"]), "exit": res.returncode, "ok": ok,
             "first_line": errors[0] if errors else "", "median_s": statistics.median(seconds),
             "max_s": max(seconds), "repeats": repeats}
